@@ -1,0 +1,180 @@
+"""The ``retail-etl`` command line.
+
+Known errors become one line (plus a hint) and a conventional exit code; ``--debug`` shows
+the traceback. Exit codes: 0 ok, 1 error, 2 usage, 3 quality gate breached, 75 lake busy
+(transient: try again).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from retail_etl.cli import catalog as catalog_cli
+from retail_etl.cli.output import print_run, print_table
+from retail_etl.errors import QualityGateError, RetailEtlError
+
+EXIT_ERROR = 1
+EXIT_QUALITY = 3
+EXIT_TEMPFAIL = 75
+
+app = typer.Typer(
+    name="retail-etl",
+    help="Batch ETL for retail sales: raw zone, quality rules with quarantine, Iceberg tables, SQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(catalog_cli.app, name="catalog")
+console = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Optional[Path],  # noqa: UP007 - typer needs Optional
+    typer.Option("--config", "-c", help="Path to retail-etl.yaml (default: found from the current folder up)."),
+]
+
+
+class _State:
+    debug = False
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+    _State.debug = debug
+
+
+def _config(path: Path | None):
+    from retail_etl.config.loader import load_config
+
+    return load_config(path)
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
+    rows: Annotated[int, typer.Option(help="Sales lines in the sample data.")] = 10_000,
+    force: Annotated[bool, typer.Option(help="Write into a folder that is not empty.")] = False,
+) -> None:
+    """Create a working project: config, sample sales and products, README."""
+    from retail_etl.scaffold import create_project
+
+    created = create_project(directory, rows=rows, force=force)
+    console.print(f"Created project in [bold]{directory}[/bold]:")
+    for path in created:
+        console.print(f"  {path.relative_to(directory)}")
+    console.print(f"\nNext: [bold]cd {directory} && retail-etl run[/bold]")
+
+
+@app.command("sample-data")
+def sample_data(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write sales.csv and products.csv to.")],
+    rows: Annotated[int, typer.Option("--rows", help="Sales lines to write.")] = 10_000,
+    days: Annotated[int, typer.Option("--days", help="Days of sales, starting at --start.")] = 30,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same bytes.")] = 42,
+    dirty_rate: Annotated[float, typer.Option("--dirty-rate", help="Share of lines with realistic dirt.")] = 0.02,
+    start: Annotated[str, typer.Option("--start", help="First sale date (YYYY-MM-DD).")] = "2024-01-01",
+) -> None:
+    """Generate realistic sales lines and a product master, with dirt at a chosen rate."""
+    import datetime as dt
+
+    from rich.progress import Progress
+
+    from retail_etl.sample.generator import generate
+
+    if not 0 <= dirty_rate <= 1:
+        raise typer.BadParameter("must be between 0 and 1", param_hint="--dirty-rate")
+    try:
+        start_date = dt.date.fromisoformat(start)
+    except ValueError:
+        raise typer.BadParameter("expected YYYY-MM-DD", param_hint="--start") from None
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("generating", total=rows)
+        data = generate(
+            out, rows, days, seed=seed, dirty_rate=dirty_rate, start_date=start_date,
+            progress=lambda n: bar.update(task, completed=n),
+        )
+    dirt = sum(vars(data.dirt).values())
+    console.print(
+        f"Wrote {data.rows:,} sales lines to {data.sales_path} ({dirt:,} dirty) "
+        f"and {data.products:,} products to {data.products_path}"
+    )
+
+
+@app.command()
+def ingest(
+    source: Annotated[str, typer.Argument(help="Source name declared in retail-etl.yaml.")],
+    files: Annotated[list[Path], typer.Argument(help="Files to copy into the raw zone.")],
+    config: ConfigOption = None,
+) -> None:
+    """Copy files into the raw zone unchanged (checksummed, by source and ingest date)."""
+    from retail_etl.pipeline import Lake
+
+    cfg = _config(config)
+    cfg.source(source)
+    lake = Lake(cfg)
+    with lake.state.lock():
+        added = lake.raw.ingest(source, files)
+    for f in added:
+        console.print(f"ingested {f.name} -> {f.path} (sha256 {f.sha256[:12]}…, {f.size:,} bytes)")
+    skipped = len(files) - len(added)
+    if skipped:
+        console.print(f"{skipped} file(s) already ingested with the same content: skipped")
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Ingest new files matching the sources' globs, validate them, and commit the tables."""
+    from retail_etl.pipeline import run as run_pipeline
+
+    cfg = _config(config)
+    with err.status("running", spinner="dots") as status:
+        result = run_pipeline(cfg, progress=lambda msg: status.update(msg))
+    print_run(console, result)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="A SELECT over retail_etl.<table>.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    dialect: Annotated[str, typer.Option("--dialect", help="duckdb, athena, trino or spark.")] = "duckdb",
+    config: ConfigOption = None,
+) -> None:
+    """Run read-only SQL over the current snapshots of the catalog tables."""
+    from retail_etl.query import run_query
+
+    if format not in ("table", "csv", "json"):
+        raise typer.BadParameter("choose table, csv or json", param_hint="--format")
+    if dialect not in ("duckdb", "athena", "trino", "spark"):
+        raise typer.BadParameter("choose duckdb, athena, trino or spark", param_hint="--dialect")
+    result = run_query(_config(config), sql, dialect)  # type: ignore[arg-type]
+    print_table(console, result, format)
+
+
+def main() -> None:
+    """Console-script entry point with the error boundary."""
+    try:
+        app(standalone_mode=False)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        sys.exit(code or 0)
+    except __import__("click").ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except RetailEtlError as exc:
+        if _State.debug:
+            raise
+        err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False)
+        if exc.hint:
+            err.print(f"  hint: {exc.hint}", highlight=False, markup=False)
+        if isinstance(exc, QualityGateError):
+            sys.exit(EXIT_QUALITY)
+        sys.exit(EXIT_TEMPFAIL if exc.transient else EXIT_ERROR)

@@ -1,0 +1,318 @@
+"""Validate job: raw files of one source -> canonical valid rows + quarantined rows + quality metrics.
+
+Every field is read as text first (nothing is lost in parsing), then parsed with the source's
+declared formats into the canonical model, then checked by the source's rules. A row fails
+if any quarantine-severity check fails: a typed value that does not parse, a missing
+partition key, or a row-level rule. Lines the CSV reader cannot split into fields are
+quarantined with their reason. Conservation: rows read = valid + quarantined, always.
+
+The job builds DuckDB tables in the given connection; writing and committing is the caller's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+from sqlglot import exp
+
+from retail_etl.config.model import SourceConfig
+from retail_etl.engines.duckdb import sql
+from retail_etl.errors import QualityGateError, SourceError
+from retail_etl.quality import compile as rules_sql
+from retail_etl.quality.ruleset import SourceRule
+from retail_etl.sources.csv_reader import load_csv, read_header
+from retail_etl.sources.mapping import SourcePlan, parse_failures
+
+READ_RULE_ID = "Read.malformed"
+REJECTS = "_rejects"
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A raw file to validate: where it is and the name that identifies it for replacement."""
+
+    path: Path
+    name: str
+
+
+@dataclass
+class RuleResult:
+    id: str
+    rule: str
+    severity: str
+    level: str  # row | dataset | parse | read
+    rows_failed: int = 0
+    value: float | None = None
+    passed: bool = True
+
+
+@dataclass
+class ValidationResult:
+    """What one source's batch produced; ``valid_query`` and ``quarantine_query`` read its DuckDB tables."""
+
+    source: str
+    files: list[str]
+    rows_read: int = 0
+    rows_valid: int = 0
+    rows_quarantined: int = 0
+    rows_unparseable: int = 0
+    blank_lines: int = 0
+    rules: list[RuleResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    valid_query: str = ""
+    quarantine_query: str = ""
+
+    @property
+    def quarantine_rate(self) -> float:
+        return self.rows_quarantined / self.rows_read if self.rows_read else 0.0
+
+
+def check_headers(plan: SourcePlan, source: SourceConfig, files: Sequence[InputFile]) -> None:
+    """Fail before touching data if a file lacks a column the mapping reads."""
+    for file in files:
+        header = read_header(file.path, source.csv)
+        if not header:
+            continue  # empty file: no rows, nothing to map
+        missing = [c for c in plan.raw_columns if c not in header]
+        if missing:
+            raise SourceError(
+                f"missing column(s) {', '.join(map(repr, missing))} required by the mapping of source "
+                f"{plan.name!r}; the header has: {', '.join(header)}",
+                path=str(file.name),
+                hint=f"fix sources.{plan.name}.columns in retail-etl.yaml or the file's header",
+            )
+
+
+def validate(
+    con: duckdb.DuckDBPyConnection,
+    plan: SourcePlan,
+    source: SourceConfig,
+    rules: Sequence[SourceRule],
+    files: Sequence[InputFile],
+    *,
+    run_id: str,
+    tables: Mapping[str, str],
+    partition_by: Sequence[str] = (),
+) -> ValidationResult:
+    """Read, parse and check ``files``; leaves tables ``_valid`` and ``_quarantine`` in ``con``."""
+    started = time.perf_counter()
+    result = ValidationResult(source=plan.name, files=[f.name for f in files])
+    con.execute(f"DROP TABLE IF EXISTS {REJECTS}")
+    con.execute(
+        f"CREATE TABLE {REJECTS} (_source_file VARCHAR, _source_line BIGINT, raw_line VARCHAR, reason VARCHAR)"
+    )
+    raw_tables = []
+    for i, file in enumerate(files):
+        name = f"_raw_{i}"
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+        read = load_csv(con, file.path, source.csv, table=name, rejects_table=REJECTS, source_file=file.name)
+        result.blank_lines += read.blank_lines
+        if read.columns:
+            raw_tables.append(name)
+    result.rows_unparseable = _count(con, f"SELECT count(*) FROM {REJECTS}")
+
+    _build_canonical(con, plan, raw_tables)
+    checks = _row_checks(plan, rules, tables, partition_by)
+    _build_checked(con, checks)
+
+    quarantine_ids = [c for c in checks if c.severity == "quarantine"]
+    counts = _failure_counts(con, checks)
+    for check, failed in zip(checks, counts, strict=True):
+        result.rules.append(
+            RuleResult(check.id, check.text, check.severity, check.level, rows_failed=failed, passed=failed == 0)
+        )
+        if failed and check.severity == "warn":
+            result.warnings.append(f"{check.id}: {failed} row(s) failed ({check.text})")
+    result.rules.append(
+        RuleResult(READ_RULE_ID, "CSV record readable", "quarantine", "read", result.rows_unparseable,
+                   passed=result.rows_unparseable == 0)
+    )
+
+    _evaluate_dataset_rules(con, rules, tables, result)
+
+    q_ids = _failed_list(quarantine_ids, lambda c: exp.Literal.string(c.id))
+    q_msgs = _failed_list(quarantine_ids, lambda c: exp.column(c.message_column))
+    con.execute(
+        f"CREATE OR REPLACE TABLE _flagged AS SELECT *, {sql(q_ids)} AS _failed_rules, {sql(q_msgs)} AS _messages "
+        "FROM _checked"
+    )
+    canonical = ", ".join(f'"{c.name}"' for c in plan.entity.columns)
+    run = exp.Literal.string(run_id).sql("duckdb")
+    result.valid_query = (
+        f"SELECT {canonical}, source_file, source_line, {run} AS run_id FROM _flagged WHERE len(_failed_rules) = 0"
+    )
+    result.quarantine_query = (
+        f"SELECT {run} AS run_id, CAST(now() AS TIMESTAMP) AS quarantined_at, "
+        f"{exp.Literal.string(plan.name).sql('duckdb')} AS source, source_file, source_line, "
+        "'validate' AS stage, _failed_rules AS failed_rules, _messages AS messages, _record AS record, "
+        "CAST(NULL AS VARCHAR) AS raw_line FROM _flagged WHERE len(_failed_rules) > 0 "
+        f"UNION ALL SELECT {run}, CAST(now() AS TIMESTAMP), {exp.Literal.string(plan.name).sql('duckdb')}, "
+        f"_source_file, _source_line, 'read', ['{READ_RULE_ID}'], [reason], CAST(NULL AS VARCHAR), raw_line "
+        f"FROM {REJECTS}"
+    )
+    parsed_rows = _count(con, "SELECT count(*) FROM _flagged")
+    result.rows_valid = _count(con, "SELECT count(*) FROM _flagged WHERE len(_failed_rules) = 0")
+    result.rows_read = parsed_rows + result.rows_unparseable
+    result.rows_quarantined = result.rows_read - result.rows_valid
+    _apply_thresholds(source, result)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+@dataclass(frozen=True)
+class _Check:
+    id: str
+    text: str
+    severity: str
+    level: str
+    passes: exp.Expression
+    message: exp.Expression
+    index: int
+
+    @property
+    def message_column(self) -> str:
+        return f"_fail_{self.index}"
+
+
+def _build_canonical(con: duckdb.DuckDBPyConnection, plan: SourcePlan, raw_tables: Sequence[str]) -> None:
+    """``_canonical``: lineage, the original record as JSON, canonical columns, parse-check messages."""
+    if raw_tables:
+        union = " UNION ALL BY NAME ".join(f"SELECT * FROM {t}" for t in raw_tables)
+        raw_cols = _raw_columns(con, raw_tables)
+    else:
+        union = "SELECT CAST(NULL AS VARCHAR) AS _source_file, CAST(NULL AS BIGINT) AS _source_line WHERE false"
+        raw_cols = []
+    missing = [c for c in plan.raw_columns if c not in raw_cols]
+    fill = "".join(f', CAST(NULL AS VARCHAR) AS "{c}"' for c in missing)
+    record_args = ", ".join(f"{exp.Literal.string(c).sql('duckdb')}, \"{c}\"" for c in raw_cols)
+    record = f"CAST(json_object({record_args}) AS VARCHAR)" if raw_cols else "CAST('{}' AS VARCHAR)"
+    parse = [
+        exp.Case(ifs=[exp.If(this=passes, true=exp.null())], default=message).as_(f"_parse_{i}")
+        for i, (_, passes, message) in enumerate(parse_failures(plan))
+    ]
+    select = ", ".join(
+        ["_source_file AS source_file", "_source_line AS source_line", f"{record} AS _record"]
+        + [sql(e) for e in plan.projection()]
+        + [sql(e) for e in parse]
+    )
+    con.execute(f"CREATE OR REPLACE TABLE _canonical AS SELECT {select} FROM (SELECT *{fill} FROM ({union}))")
+
+
+def _raw_columns(con: duckdb.DuckDBPyConnection, raw_tables: Sequence[str]) -> list[str]:
+    cols: dict[str, None] = {}
+    for table in raw_tables:
+        for (name,) in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [table]
+        ).fetchall():
+            if name not in ("_source_file", "_source_line"):
+                cols[name] = None
+    return list(cols)
+
+
+def _row_checks(
+    plan: SourcePlan, rules: Sequence[SourceRule], tables: Mapping[str, str], partition_by: Sequence[str]
+) -> list[_Check]:
+    checks: list[_Check] = []
+    for i, (check_id, _, _) in enumerate(parse_failures(plan)):
+        column = exp.column(f"_parse_{i}")
+        checks.append(_Check(check_id, f"{check_id.split('.', 1)[1]} parses", "quarantine", "parse",
+                             column.is_(exp.null()), column, len(checks)))
+    for col in partition_by:
+        ref = exp.column(col, quoted=True)
+        checks.append(
+            _Check(f"Required.{col}", f"{col} present (partition key)", "quarantine", "row",
+                   exp.not_(ref.is_(exp.null())), exp.Literal.string(f"{col} is missing; it is the partition key"),
+                   len(checks))
+        )
+    order = [exp.column("source_file"), exp.column("source_line")]
+    for rule in rules:
+        if not rule.row_level:
+            continue
+        checks.append(
+            _Check(rule.id, rule.rule.text, rule.severity, "row",
+                   rules_sql.row_check(rule.rule, tables=tables, order_by=order),
+                   rules_sql.failure_message(rule.rule), len(checks))
+        )
+    return checks
+
+
+def _build_checked(con: duckdb.DuckDBPyConnection, checks: Sequence[_Check]) -> None:
+    cols = [
+        exp.Case(ifs=[exp.If(this=c.passes, true=exp.null())], default=c.message).as_(c.message_column)
+        for c in checks
+    ]
+    extra = "".join(f", {sql(c)}" for c in cols)
+    con.execute(f"CREATE OR REPLACE TABLE _checked AS SELECT *{extra} FROM _canonical")
+
+
+def _failure_counts(con: duckdb.DuckDBPyConnection, checks: Sequence[_Check]) -> list[int]:
+    if not checks:
+        return []
+    aggs = ", ".join(f"count({c.message_column})" for c in checks)
+    return list(con.execute(f"SELECT {aggs} FROM _checked").fetchone())
+
+
+def _failed_list(checks: Sequence[_Check], value) -> exp.Expression:
+    """A list of ``value(check)`` for the checks the row failed (empty list when none)."""
+    if not checks:
+        return exp.cast(exp.Array(expressions=[]), "VARCHAR[]")
+    items = [
+        exp.Case(ifs=[exp.If(this=exp.not_(exp.column(c.message_column).is_(exp.null())), true=value(c))])
+        for c in checks
+    ]
+    return exp.func("list_filter", exp.Array(expressions=items), exp.Lambda(
+        this=exp.not_(exp.column("x").is_(exp.null())), expressions=[exp.to_identifier("x")]))
+
+
+def _evaluate_dataset_rules(
+    con: duckdb.DuckDBPyConnection, rules: Sequence[SourceRule], tables: Mapping[str, str], result: ValidationResult
+) -> None:
+    for rule in rules:
+        if rule.row_level:
+            continue
+        query = rules_sql.dataset_metric(rule.rule, relation="_canonical", tables=tables)
+        value = con.execute(sql(query)).fetchone()[0]
+        value = float(value) if value is not None else 0.0
+        passed = rules_sql.dataset_passes(rule.rule, value)
+        result.rules.append(RuleResult(rule.id, rule.rule.text, rule.severity, "dataset", value=value, passed=passed))
+        if not passed:
+            message = f"{rule.id}: {rule.rule.text} failed (value {value:g})"
+            if rule.severity == "fail":
+                raise QualityGateError(
+                    f"source {result.source!r}: {message}; nothing was committed",
+                    hint="inspect the input files; fix the data or the rule, then run again",
+                )
+            result.warnings.append(message)
+    for r in result.rules:
+        if r.level in ("row", "parse") and r.severity == "fail" and r.rows_failed:
+            raise QualityGateError(
+                f"source {result.source!r}: rule {r.id} ({r.rule}) failed for {r.rows_failed} row(s); "
+                "nothing was committed",
+                hint="inspect the rows with `retail-etl query`, fix the data or the rule, then run again",
+            )
+
+
+def _apply_thresholds(source: SourceConfig, result: ValidationResult) -> None:
+    rate = result.quarantine_rate
+    limit = source.thresholds.quarantine_rate
+    if limit.fail is not None and rate > limit.fail:
+        raise QualityGateError(
+            f"source {result.source!r}: {result.rows_quarantined} of {result.rows_read} rows "
+            f"({rate:.1%}) would be quarantined, above the fail level {limit.fail:.0%}; nothing was committed",
+            hint="the extract is probably broken or the mapping is wrong; check the files and "
+            f"sources.{result.source}.columns, or raise thresholds.quarantine_rate.fail",
+        )
+    if limit.warn is not None and rate > limit.warn:
+        result.warnings.append(
+            f"quarantine rate {rate:.1%} ({result.rows_quarantined} of {result.rows_read} rows) "
+            f"is above the warn level {limit.warn:.0%}"
+        )
+
+
+def _count(con: duckdb.DuckDBPyConnection, query: str) -> int:
+    return int(con.execute(query).fetchone()[0])

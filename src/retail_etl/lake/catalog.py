@@ -1,0 +1,146 @@
+"""Iceberg tables through pyiceberg's SQL catalog (a SQLite file in the lake).
+
+Write protocol: an engine writes Parquet files (partition columns kept inside the files)
+under the table's location; then ONE Iceberg transaction deletes what the batch replaces
+and registers the new files with ``add_files``. Readers see the old snapshot or the new
+one, never a mix. A crash before the commit leaves only unreferenced files behind.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.expressions import BooleanExpression
+from pyiceberg.table import Table
+
+from retail_etl.errors import LakeBusyError, LakeError
+
+RUN_ID_PROPERTY = "retail-etl.run-id"
+ZONE_PROPERTY = "retail-etl.zone"
+CATALOG_NAME = "retail_etl"
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    zone: str
+    location: str
+    rows: int
+    files: int
+    snapshots: int
+
+
+class Catalog:
+    """The lake's table catalog: create, commit, list and plan reads of Iceberg tables."""
+
+    def __init__(self, lake_root: Path, namespace: str) -> None:
+        self.lake_root = Path(lake_root)
+        self.namespace = namespace
+        self._catalog: SqlCatalog | None = None
+
+    @property
+    def iceberg(self) -> SqlCatalog:
+        if self._catalog is None:
+            self.lake_root.mkdir(parents=True, exist_ok=True)
+            self._catalog = SqlCatalog(
+                CATALOG_NAME,
+                uri=f"sqlite:///{self.lake_root / 'catalog.db'}",
+                warehouse=self.lake_root.resolve().as_uri(),
+            )
+            self._catalog.create_namespace_if_not_exists(self.namespace)
+        return self._catalog
+
+    def identifier(self, name: str) -> str:
+        return f"{self.namespace}.{name}"
+
+    def load(self, name: str) -> Table | None:
+        try:
+            return self.iceberg.load_table(self.identifier(name))
+        except NoSuchTableError:
+            return None
+
+    def ensure(self, name: str, schema: pa.Schema, *, zone: str, partition_by: Sequence[str] = ()) -> Table:
+        """Load ``name``, creating it (in ``<lake>/<zone>/<name>``) or adding new columns as needed."""
+        table = self.load(name)
+        if table is None:
+            location = (self.lake_root / zone / name).resolve().as_uri()
+            table = self.iceberg.create_table(
+                self.identifier(name), schema=schema, location=location, properties={ZONE_PROPERTY: zone}
+            )
+            if partition_by:
+                with table.update_spec() as spec:
+                    for column in partition_by:
+                        spec.add_identity(column)
+                table = self.iceberg.load_table(self.identifier(name))
+            return table
+        existing = {f.name for f in table.schema().fields}
+        if any(f.name not in existing for f in schema):
+            with table.update_schema() as update:
+                update.union_by_name(schema)
+            table = self.iceberg.load_table(self.identifier(name))
+        return table
+
+    def data_dir(self, table: Table) -> Path:
+        return Path(table.location().removeprefix("file://")) / "data"
+
+    def commit(
+        self,
+        table: Table,
+        files: Sequence[str],
+        *,
+        replace: BooleanExpression | None,
+        run_id: str,
+    ) -> bool:
+        """Atomically delete the rows matching ``replace`` and add ``files``. Returns False if nothing changed."""
+        if not files and (replace is None or not self._matches(table, replace)):
+            return False
+        props = {RUN_ID_PROPERTY: run_id}
+        try:
+            with table.transaction() as tx:
+                if replace is not None and self._matches(table, replace):
+                    tx.delete(replace, snapshot_properties=props)
+                if files:
+                    tx.add_files([Path(f).resolve().as_uri() for f in files], snapshot_properties=props)
+        except CommitFailedException as exc:
+            raise LakeBusyError(f"commit to {table.name()} conflicted with another writer: {exc}") from exc
+        except (OSError, ValueError) as exc:
+            raise LakeError(f"commit to {'.'.join(table.name())} failed: {exc}") from exc
+        return True
+
+    @staticmethod
+    def _matches(table: Table, expr: BooleanExpression) -> bool:
+        if table.current_snapshot() is None:
+            return False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return any(True for _ in table.scan(row_filter=expr).plan_files())
+
+    def files(self, table: Table, snapshot_id: int | None = None) -> list[str]:
+        """Local paths of the data files of the current (or given) snapshot."""
+        if table.current_snapshot() is None:
+            return []
+        return [t.file.file_path.removeprefix("file://") for t in table.scan(snapshot_id=snapshot_id).plan_files()]
+
+    def tables(self) -> list[str]:
+        return sorted(ident[-1] for ident in self.iceberg.list_tables(self.namespace))
+
+    def info(self, name: str) -> TableInfo:
+        table = self.load(name)
+        if table is None:
+            raise LakeError(f"no table {self.identifier(name)}", hint="`retail-etl catalog list` shows the tables")
+        snap = table.current_snapshot()
+        summary = snap.summary.additional_properties if snap and snap.summary else {}
+        return TableInfo(
+            name=self.identifier(name),
+            zone=table.properties.get(ZONE_PROPERTY, ""),
+            location=table.location(),
+            rows=int(summary.get("total-records", 0)),
+            files=int(summary.get("total-data-files", 0)),
+            snapshots=len(table.snapshots()),
+        )

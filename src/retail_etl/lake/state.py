@@ -1,0 +1,87 @@
+"""Run state kept in the lake: bookmarks of processed raw files, and the lake lock.
+
+Bookmarks are written after the run's data commits. A crash between the two leaves a file
+unbookmarked; the next run re-derives it and replaces the rows it produced, so data is never
+duplicated and never marked done before it is committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from retail_etl.errors import LakeBusyError
+from retail_etl.lake.raw import RawFile
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bookmarks (
+    source TEXT NOT NULL,
+    raw_path TEXT NOT NULL,
+    name TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    run_id TEXT NOT NULL,
+    processed_at TEXT NOT NULL,
+    PRIMARY KEY (source, raw_path)
+)
+"""
+
+
+class StateStore:
+    """SQLite database ``<lake>/_state/state.db``."""
+
+    def __init__(self, lake_root: Path) -> None:
+        self.dir = Path(lake_root) / "_state"
+        self.path = self.dir / "state.db"
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.path, timeout=30)
+        try:
+            con.execute(_SCHEMA)
+            with con:
+                yield con
+        finally:
+            con.close()
+
+    def processed(self, source: str) -> set[str]:
+        """Raw paths of ``source`` already processed."""
+        with self._db() as con:
+            return {r[0] for r in con.execute("SELECT raw_path FROM bookmarks WHERE source = ?", (source,))}
+
+    def mark_processed(self, files: Iterable[RawFile], run_id: str) -> None:
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        with self._db() as con:
+            con.executemany(
+                "INSERT OR REPLACE INTO bookmarks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(f.source, f.path, f.name, f.sha256, f.size, run_id, now) for f in files],
+            )
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the lake's exclusive lock; fails fast if another run holds it.
+
+        An OS file lock is released by the kernel when its process dies, so a killed run
+        never leaves the lake locked.
+        """
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+                raise LakeBusyError(
+                    f"the lake is in use by {holder}", hint="wait for the other run to finish, then try again"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+            yield
+        finally:
+            os.close(fd)

@@ -1,0 +1,29 @@
+"""``retail-etl init``: a working project with configuration and sample data."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from retail_etl.errors import ConfigError
+
+SAMPLE_SEED = 42
+SAMPLE_DAYS = 30
+
+
+def create_project(directory: Path, *, rows: int = 10_000, force: bool = False) -> list[Path]:
+    """Write ``retail-etl.yaml``, ``README.md`` and ``data/{sales,products}.csv`` into ``directory``."""
+    from retail_etl.sample.generator import generate
+
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()) and not force:
+        raise ConfigError(f"{directory} exists and is not empty", hint="choose a new folder or pass --force")
+    directory.mkdir(parents=True, exist_ok=True)
+    created = []
+    for name in ("retail-etl.yaml", "README.md"):
+        target = directory / name
+        target.write_text(resources.files(__package__).joinpath(name).read_text(encoding="utf-8"), encoding="utf-8")
+        created.append(target)
+    data = generate(directory / "data", rows, SAMPLE_DAYS, seed=SAMPLE_SEED)
+    created += [data.sales_path, data.products_path]
+    return created

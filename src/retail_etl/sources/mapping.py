@@ -1,0 +1,255 @@
+"""From a source's raw text columns to the canonical model, as sqlglot expressions (pure, no I/O).
+
+Each canonical column gets one expression over the raw columns (all VARCHAR):
+- mapped text columns are trimmed, case-folded and value-mapped as the source declares;
+- mapped numbers honour the decimal and thousands separators, then ``TRY_CAST``;
+- mapped dates and timestamps use the declared strftime format (``TRY_STRPTIME``) or ISO;
+- derived columns are the user's SQL over canonical names, and canonical defaults
+  (e.g. ``sale_date = CAST(sold_at AS DATE)``) fill what the source does not give.
+Derived expressions are inlined, so the whole projection is a single SELECT.
+A mapped value that is present but does not parse is reported by :func:`parse_failures`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from retail_etl.config.model import SourceConfig
+from retail_etl.errors import ConfigError
+from retail_etl.model import ENTITIES, Entity
+
+NUMERIC_PREFIXES = ("DECIMAL", "INTEGER", "BIGINT", "DOUBLE")
+
+
+class MappingError(ConfigError):
+    """A mapping problem; ``path`` is the config key path below the source."""
+
+    def __init__(self, message: str, path: tuple[str, ...], *, hint: str | None = None) -> None:
+        self.path = path
+        super().__init__(message, hint=hint)
+
+
+@dataclass(frozen=True)
+class ParseCheck:
+    """A mapped, typed column: present in the source but not parseable means the row is quarantined."""
+
+    column: str
+    source_column: str
+    type: str
+    format: str | None
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """Everything needed to turn a batch of raw rows of one source into canonical rows."""
+
+    name: str
+    entity: Entity
+    columns: dict[str, exp.Expression]  # canonical name -> typed expression over raw columns
+    raw_columns: tuple[str, ...]  # source columns the mapping reads (must exist in every file)
+    parse_checks: tuple[ParseCheck, ...]
+
+    def projection(self) -> list[exp.Expression]:
+        """``expr AS canonical_name`` for every canonical column, in model order."""
+        return [exp.alias_(self.columns[c.name], c.name, quoted=True) for c in self.entity.columns]
+
+
+def raw_col(name: str) -> exp.Column:
+    """A quoted reference to a raw (source) column."""
+    return exp.column(name, quoted=True)
+
+
+def plan_source(name: str, source: SourceConfig) -> SourcePlan:
+    """Build and check the canonical projection of ``source``; raises :class:`MappingError`."""
+    entity = ENTITIES[source.entity]
+    known = set(entity.names)
+    for section in ("columns", "derived", "defaults", "standardize"):
+        for key in getattr(source, section):
+            if key not in known:
+                raise MappingError(
+                    f"{key!r} is not a column of the canonical {entity.name} model",
+                    (section, key),
+                    hint=_did_you_mean(key, entity.names) + f"canonical columns: {', '.join(entity.names)}",
+                )
+    for key in source.derived:
+        if key in source.columns:
+            raise MappingError(f"{key!r} is both mapped and derived; keep one", ("derived", key))
+
+    base: dict[str, exp.Expression] = {}
+    checks: list[ParseCheck] = []
+    for col in entity.columns:
+        spec = source.column_spec(col.name)
+        if spec is not None:
+            base[col.name] = _parse_expr(raw_col(spec.column), col.name, col.type, spec.format, source)
+            if col.type != "VARCHAR":
+                checks.append(ParseCheck(col.name, spec.column, col.type, spec.format))
+        elif col.name in source.defaults:
+            base[col.name] = exp.cast(_literal(source.defaults[col.name]), col.type)
+
+    formulas: dict[str, exp.Expression] = {}
+    for col in entity.columns:
+        if col.name in base:
+            continue
+        text = source.derived.get(col.name) or col.default_expr
+        if text is None:
+            continue
+        where = ("derived", col.name) if col.name in source.derived else ("columns",)
+        formulas[col.name] = _parse_formula(text, where, known)
+
+    resolved = _resolve(base, formulas, entity)
+    for col in entity.columns:
+        if col.name not in resolved:
+            if col.required:
+                raise MappingError(
+                    f"required canonical column {col.name!r} is not mapped, derived or defaulted",
+                    ("columns", col.name),
+                    hint=f"add `{col.name}: <source column>` under columns",
+                )
+            resolved[col.name] = exp.cast(exp.null(), col.type)
+    for group in entity.one_of:
+        if not any(g in source.columns or g in source.derived or g in source.defaults for g in group):
+            raise MappingError(
+                f"map at least one of {', '.join(group)} (the others are derived from it)", ("columns",)
+            )
+    for key in source.key or ():
+        if key not in known:
+            raise MappingError(f"key column {key!r} is not canonical", ("key",), hint=_did_you_mean(key, entity.names))
+
+    raw = tuple(dict.fromkeys(s.column for s in (source.column_spec(c) for c in source.columns) if s))
+    return SourcePlan(name, entity, resolved, raw, tuple(checks))
+
+
+def parse_failures(plan: SourcePlan) -> list[tuple[str, exp.Expression, exp.Expression]]:
+    """``(check_id, passes, message)`` for each typed mapped column: text present but not parseable fails."""
+    out = []
+    for check in plan.parse_checks:
+        raw = raw_col(check.source_column)
+        present = exp.and_(exp.not_(raw.is_(exp.null())), exp.NEQ(this=exp.Trim(this=raw), expression=exp.Literal.string("")))
+        parsed_ok = exp.not_(plan.columns[check.column].copy().is_(exp.null()))
+        passes = exp.or_(exp.not_(exp.paren(present)), exp.paren(parsed_ok))
+        expected = f"a date/time in format {check.format}" if check.format else _type_words(check.type)
+        message = exp.Concat(
+            expressions=[
+                exp.Literal.string(f"{check.column}: '"),
+                raw.copy(),
+                exp.Literal.string(f"' is not {expected} (source column {check.source_column})"),
+            ]
+        )
+        out.append((f"Parse.{check.column}", passes, message))
+    return out
+
+
+def _type_words(sql_type: str) -> str:
+    if sql_type.startswith(NUMERIC_PREFIXES):
+        return "a number"
+    if sql_type == "DATE":
+        return "an ISO date (YYYY-MM-DD); set a format for this column"
+    if sql_type == "TIMESTAMP":
+        return "an ISO timestamp; set a format for this column"
+    return f"a valid {sql_type}"
+
+
+def _parse_expr(
+    raw: exp.Expression, name: str, sql_type: str, fmt: str | None, source: SourceConfig
+) -> exp.Expression:
+    text = exp.Trim(this=raw)
+    if sql_type == "VARCHAR":
+        value: exp.Expression = exp.Nullif(this=text, expression=exp.Literal.string(""))
+        std = source.standardize.get(name)
+        if std and std.case:
+            value = (exp.Upper if std.case == "upper" else exp.Lower)(this=value)
+        if std and std.values:
+            value = exp.Case(
+                ifs=[
+                    exp.If(this=exp.EQ(this=value.copy(), expression=exp.Literal.string(k)), true=exp.Literal.string(v))
+                    for k, v in std.values.items()
+                ],
+                default=value.copy(),
+            )
+        return value
+    if sql_type.startswith(NUMERIC_PREFIXES):
+        csv = source.csv
+        num: exp.Expression = text
+        if csv.thousands_separator:
+            num = exp.func("REPLACE", num, exp.Literal.string(csv.thousands_separator), exp.Literal.string(""))
+        if csv.decimal_separator != ".":
+            num = exp.func("REPLACE", num, exp.Literal.string(csv.decimal_separator), exp.Literal.string("."))
+        return exp.TryCast(this=num, to=exp.DataType.build(sql_type))
+    if sql_type in ("DATE", "TIMESTAMP"):
+        if fmt:
+            cls = exp.StrToDate if sql_type == "DATE" else exp.StrToTime
+            return cls(this=text, format=exp.Literal.string(fmt), safe=True)
+        return exp.TryCast(this=text, to=exp.DataType.build(sql_type))
+    raise MappingError(f"unsupported canonical type {sql_type}", ("columns", name))
+
+
+def _parse_formula(text: str, where: tuple[str, ...], known: set[str]) -> exp.Expression:
+    try:
+        expr = sqlglot.parse_one(text, dialect="duckdb")
+    except ParseError as exc:
+        raise MappingError(f"cannot parse SQL expression {text!r}: {exc.errors[0]['description']}", where) from None
+    bad = expr.find(exp.Query, exp.Alias, exp.Star, exp.AggFunc, exp.Window)
+    if bad is not None:
+        raise MappingError(
+            f"{text!r} is not a scalar expression (found {bad.key}: {bad.sql()!r})",
+            where,
+            hint="a derived column is computed from the canonical columns of one row, e.g. quantity * unit_price",
+        )
+    for col in expr.find_all(exp.Column):
+        if col.name not in known:
+            raise MappingError(
+                f"expression {text!r} uses {col.name!r}, which is not a canonical column",
+                where,
+                hint="derived expressions are written over canonical column names",
+            )
+    return expr
+
+
+def _resolve(
+    base: dict[str, exp.Expression], formulas: dict[str, exp.Expression], entity: Entity
+) -> dict[str, exp.Expression]:
+    """Inline formulas over already-resolved columns until all are resolved (or a cycle is found)."""
+    resolved = dict(base)
+    pending = dict(formulas)
+    while pending:
+        progress = False
+        for name, formula in list(pending.items()):
+            deps = {c.name for c in formula.find_all(exp.Column)}
+            if any(d not in resolved for d in deps):
+                if all(d in resolved or d in pending for d in deps):
+                    continue
+                # A default formula that depends on a column nobody provides: the column stays unset.
+                del pending[name]
+                progress = True
+                continue
+            inlined = formula.copy().transform(
+                lambda node: exp.paren(resolved[node.name].copy()) if isinstance(node, exp.Column) else node
+            )
+            resolved[name] = exp.cast(inlined, entity.column(name).type)
+            del pending[name]
+            progress = True
+        if not progress:
+            raise MappingError(
+                f"derived columns depend on each other in a cycle: {', '.join(sorted(pending))}",
+                ("derived",),
+            )
+    return resolved
+
+
+def _literal(value: str | int | float | bool) -> exp.Expression:
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, float)):
+        return exp.Literal.number(value)
+    return exp.Literal.string(value)
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, options, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
