@@ -99,6 +99,7 @@ ENTITIES: dict[str, Entity] = {e.name: e for e in (SALES, PRODUCTS)}
 
 # Lineage columns added to every processed row.
 LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("source", "VARCHAR"),
     ("source_file", "VARCHAR"),
     ("source_line", "BIGINT"),
     ("run_id", "VARCHAR"),

@@ -49,7 +49,7 @@ def run_query(config: Config, text: str, dialect: Dialect = "duckdb") -> pa.Tabl
     try:
         engine.register_tables(con, lake.catalog)
         try:
-            return con.execute(translated).to_arrow_table()
+            return con.sql(translated).to_arrow_table()
         except Exception as exc:  # duckdb raises many error types; all are the query's fault here
             message = str(exc).splitlines()[0]
             raise QueryError(message, hint="`retail-etl catalog list` shows the tables and their columns") from None

@@ -37,7 +37,7 @@ def print_table(console: Console, data: pa.Table, fmt: str) -> None:
 
 def print_run(console: Console, result: Any) -> None:
     """Summary of a pipeline run: per source rows, and quarantined rows by rule."""
-    if not result.sources:
+    if not result.sources and result.transform is None:
         console.print(f"run {result.run_id}: no new input files; nothing to do ({result.seconds:.1f}s)")
         return
     summary = Table("source", "files", "rows read", "valid", "quarantined", "rate", "seconds",
@@ -54,6 +54,15 @@ def print_run(console: Console, result: Any) -> None:
                 rules.add_row(s.source, r.id, r.severity, failed)
     if rules.row_count:
         console.print(rules)
+    if result.transform is not None:
+        t = result.transform
+        dates = result.dates
+        span = f"{dates[0]} .. {dates[-1]}" if len(dates) > 1 else str(dates[0])
+        console.print(
+            f"transform: {t.lines_in:,} validated lines on {len(dates)} sale date(s) ({span}) -> "
+            f"{t.enriched:,} enriched, {t.duplicates:,} duplicates and {t.unknown_products:,} unknown products "
+            "quarantined; analytics refreshed for those dates"
+        )
     for s in result.sources:
         for w in s.warnings:
             console.print(f"[yellow]warning[/yellow] {s.source}: {w}", highlight=False)

@@ -107,6 +107,9 @@ class SourceConfig(_Strict):
     )
     key: tuple[str, ...] | None = None
     returns: bool = Field(True, description="Negative quantities are returns (kept), not errors.")
+    unknown_products: Literal["quarantine", "keep"] = Field(
+        "quarantine", description="A sales line whose product is not in the products reference."
+    )
     rules: tuple[RuleSpec | str, ...] = ()
     thresholds: Thresholds = Thresholds()
 

@@ -87,7 +87,7 @@ def pq_rows(path: str) -> int:
 
 
 def arrow_schema(con: duckdb.DuckDBPyConnection, query: str) -> pa.Schema:
-    return con.execute(f"SELECT * FROM ({query}) LIMIT 0").to_arrow_table().schema
+    return con.sql(f"SELECT * FROM ({query}) LIMIT 0").to_arrow_table().schema
 
 
 def _ident(name: str) -> str:
@@ -105,3 +105,9 @@ def _size(text: str) -> str:
 
         raise ConfigError(f"engine.memory_limit {text!r} is not a size", hint="write e.g. 2GB or 512MB")
     return cleaned
+
+
+def fetch_row(con: duckdb.DuckDBPyConnection, query: str, params: Sequence[object] | None = None) -> tuple:
+    """The single row of ``query``. (fetchone() would leave the result open, which DuckDB 2 refuses
+    to run further statements beside.)"""
+    return con.execute(query, params).fetchall()[0] if params else con.execute(query).fetchall()[0]

@@ -20,7 +20,7 @@ import duckdb
 from sqlglot import exp
 
 from retail_etl.config.model import SourceConfig
-from retail_etl.engines.duckdb import sql
+from retail_etl.engines.duckdb import fetch_row, sql
 from retail_etl.errors import QualityGateError, SourceError
 from retail_etl.quality import compile as rules_sql
 from retail_etl.quality.ruleset import SourceRule
@@ -117,7 +117,7 @@ def validate(
     result.rows_unparseable = _count(con, f"SELECT count(*) FROM {REJECTS}")
 
     _build_canonical(con, plan, raw_tables)
-    checks = _row_checks(plan, rules, tables, partition_by)
+    checks = _row_checks(plan, source, rules, tables, partition_by)
     _build_checked(con, checks)
 
     quarantine_ids = [c for c in checks if c.severity == "quarantine"]
@@ -144,16 +144,19 @@ def validate(
     canonical = ", ".join(f'"{c.name}"' for c in plan.entity.columns)
     run = exp.Literal.string(run_id).sql("duckdb")
     result.valid_query = (
-        f"SELECT {canonical}, source_file, source_line, {run} AS run_id FROM _flagged WHERE len(_failed_rules) = 0"
+        f"SELECT {canonical}, {exp.Literal.string(plan.name).sql('duckdb')} AS source, source_file, source_line, "
+        f"{run} AS run_id FROM _flagged WHERE len(_failed_rules) = 0"
     )
+    has_date = "sale_date" in plan.entity.names
+    date, null_date = (", sale_date", ", CAST(NULL AS DATE)") if has_date else ("", "")
     result.quarantine_query = (
         f"SELECT {run} AS run_id, CAST(now() AS TIMESTAMP) AS quarantined_at, "
         f"{exp.Literal.string(plan.name).sql('duckdb')} AS source, source_file, source_line, "
         "'validate' AS stage, _failed_rules AS failed_rules, _messages AS messages, _record AS record, "
-        "CAST(NULL AS VARCHAR) AS raw_line FROM _flagged WHERE len(_failed_rules) > 0 "
+        f"CAST(NULL AS VARCHAR) AS raw_line{date} FROM _flagged WHERE len(_failed_rules) > 0 "
         f"UNION ALL SELECT {run}, CAST(now() AS TIMESTAMP), {exp.Literal.string(plan.name).sql('duckdb')}, "
-        f"_source_file, _source_line, 'read', ['{READ_RULE_ID}'], [reason], CAST(NULL AS VARCHAR), raw_line "
-        f"FROM {REJECTS}"
+        f"_source_file, _source_line, 'read', ['{READ_RULE_ID}'], [reason], CAST(NULL AS VARCHAR), raw_line"
+        f"{null_date} FROM {REJECTS}"
     )
     parsed_rows = _count(con, "SELECT count(*) FROM _flagged")
     result.rows_valid = _count(con, "SELECT count(*) FROM _flagged WHERE len(_failed_rules) = 0")
@@ -215,7 +218,11 @@ def _raw_columns(con: duckdb.DuckDBPyConnection, raw_tables: Sequence[str]) -> l
 
 
 def _row_checks(
-    plan: SourcePlan, rules: Sequence[SourceRule], tables: Mapping[str, str], partition_by: Sequence[str]
+    plan: SourcePlan,
+    source: SourceConfig,
+    rules: Sequence[SourceRule],
+    tables: Mapping[str, str],
+    partition_by: Sequence[str],
 ) -> list[_Check]:
     checks: list[_Check] = []
     for i, (check_id, _, _) in enumerate(parse_failures(plan)):
@@ -227,6 +234,15 @@ def _row_checks(
         checks.append(
             _Check(f"Required.{col}", f"{col} present (partition key)", "quarantine", "row",
                    exp.not_(ref.is_(exp.null())), exp.Literal.string(f"{col} is missing; it is the partition key"),
+                   len(checks))
+        )
+    if "quantity" in plan.entity.names and not source.returns:
+        qty = exp.column("quantity", quoted=True)
+        checks.append(
+            _Check("Returns.not_allowed", "quantity >= 0 (returns: false)", "quarantine", "row",
+                   exp.or_(qty.is_(exp.null()), qty >= 0),
+                   exp.Concat(expressions=[exp.Literal.string("negative quantity "), exp.cast(qty.copy(), "VARCHAR"),
+                                           exp.Literal.string(" but this source does not allow returns")]),
                    len(checks))
         )
     order = [exp.column("source_file"), exp.column("source_line")]
@@ -254,7 +270,7 @@ def _failure_counts(con: duckdb.DuckDBPyConnection, checks: Sequence[_Check]) ->
     if not checks:
         return []
     aggs = ", ".join(f"count({c.message_column})" for c in checks)
-    return list(con.execute(f"SELECT {aggs} FROM _checked").fetchone())
+    return list(fetch_row(con, f"SELECT {aggs} FROM _checked"))
 
 
 def _failed_list(checks: Sequence[_Check], value) -> exp.Expression:
@@ -276,7 +292,7 @@ def _evaluate_dataset_rules(
         if rule.row_level:
             continue
         query = rules_sql.dataset_metric(rule.rule, relation="_canonical", tables=tables)
-        value = con.execute(sql(query)).fetchone()[0]
+        value = fetch_row(con, sql(query))[0]
         value = float(value) if value is not None else 0.0
         passed = rules_sql.dataset_passes(rule.rule, value)
         result.rules.append(RuleResult(rule.id, rule.rule.text, rule.severity, "dataset", value=value, passed=passed))
@@ -315,4 +331,4 @@ def _apply_thresholds(source: SourceConfig, result: ValidationResult) -> None:
 
 
 def _count(con: duckdb.DuckDBPyConnection, query: str) -> int:
-    return int(con.execute(query).fetchone()[0])
+    return int(fetch_row(con, query)[0])

@@ -51,7 +51,7 @@ class Catalog:
             self._catalog = SqlCatalog(
                 CATALOG_NAME,
                 uri=f"sqlite:///{self.lake_root / 'catalog.db'}",
-                warehouse=self.lake_root.resolve().as_uri(),
+                warehouse=_file_uri(self.lake_root),
             )
             self._catalog.create_namespace_if_not_exists(self.namespace)
         return self._catalog
@@ -69,7 +69,7 @@ class Catalog:
         """Load ``name``, creating it (in ``<lake>/<zone>/<name>``) or adding new columns as needed."""
         table = self.load(name)
         if table is None:
-            location = (self.lake_root / zone / name).resolve().as_uri()
+            location = _file_uri(self.lake_root / zone / name)
             table = self.iceberg.create_table(
                 self.identifier(name), schema=schema, location=location, properties={ZONE_PROPERTY: zone}
             )
@@ -94,19 +94,25 @@ class Catalog:
         table: Table,
         files: Sequence[str],
         *,
-        replace: BooleanExpression | None,
+        replace: Sequence[BooleanExpression] = (),
         run_id: str,
     ) -> bool:
-        """Atomically delete the rows matching ``replace`` and add ``files``. Returns False if nothing changed."""
-        if not files and (replace is None or not self._matches(table, replace)):
+        """In one transaction, delete the rows matching each of ``replace`` and add ``files``.
+
+        Several filters rather than one ``Or``: a row-level rewrite evaluates the filter on the
+        rows, and an ``Or`` over a column holding NULLs would keep or drop the wrong rows.
+        Returns False (and commits nothing) when there is nothing to delete or add.
+        """
+        deletes = [expr for expr in replace if self._matches(table, expr)]
+        if not files and not deletes:
             return False
         props = {RUN_ID_PROPERTY: run_id}
         try:
             with table.transaction() as tx:
-                if replace is not None and self._matches(table, replace):
-                    tx.delete(replace, snapshot_properties=props)
+                for expr in deletes:
+                    tx.delete(expr, snapshot_properties=props)
                 if files:
-                    tx.add_files([Path(f).resolve().as_uri() for f in files], snapshot_properties=props)
+                    tx.add_files([_file_uri(f) for f in files], snapshot_properties=props)
         except CommitFailedException as exc:
             raise LakeBusyError(f"commit to {table.name()} conflicted with another writer: {exc}") from exc
         except (OSError, ValueError) as exc:
@@ -144,3 +150,8 @@ class Catalog:
             files=int(summary.get("total-data-files", 0)),
             snapshots=len(table.snapshots()),
         )
+
+
+def _file_uri(path: str | Path) -> str:
+    # Not Path.as_uri(): pyiceberg does not percent-decode, and hive folders contain '='.
+    return f"file://{Path(path).resolve()}"

@@ -1,6 +1,7 @@
 """Run state kept in the lake: bookmarks of processed raw files, and the lake lock.
 
-Bookmarks are written after the run's data commits. A crash between the two leaves a file
+Bookmarks are written after the run's data commits, and the sale dates a run re-derives are
+journaled before its first commit. A crash between the two leaves a file
 unbookmarked; the next run re-derives it and replaces the rows it produced, so data is never
 duplicated and never marked done before it is committed.
 """
@@ -28,7 +29,11 @@ CREATE TABLE IF NOT EXISTS bookmarks (
     run_id TEXT NOT NULL,
     processed_at TEXT NOT NULL,
     PRIMARY KEY (source, raw_path)
-)
+);
+CREATE TABLE IF NOT EXISTS pending_dates (
+    sale_date TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL
+);
 """
 
 
@@ -44,7 +49,7 @@ class StateStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.path, timeout=30)
         try:
-            con.execute(_SCHEMA)
+            con.executescript(_SCHEMA)
             with con:
                 yield con
         finally:
@@ -62,6 +67,17 @@ class StateStore:
                 "INSERT OR REPLACE INTO bookmarks VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(f.source, f.path, f.name, f.sha256, f.size, run_id, now) for f in files],
             )
+
+    def pending_dates(self) -> list[dt.date]:
+        """Sale dates a killed run was re-deriving: the next run recomputes them too."""
+        with self._db() as con:
+            return [dt.date.fromisoformat(r[0]) for r in con.execute("SELECT sale_date FROM pending_dates ORDER BY 1")]
+
+    def set_pending_dates(self, dates: Iterable[dt.date], run_id: str) -> None:
+        """Journal the dates a run is about to replace (before its first commit); ``[]`` clears it."""
+        with self._db() as con:
+            con.execute("DELETE FROM pending_dates")
+            con.executemany("INSERT INTO pending_dates VALUES (?, ?)", [(d.isoformat(), run_id) for d in dates])
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

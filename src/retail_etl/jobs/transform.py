@@ -1,0 +1,161 @@
+"""Transform job: validated sales lines of some sale dates -> enriched lines + transform-stage quarantine.
+
+For the affected dates it re-derives everything from *all* validated lines of those dates:
+- de-duplicates by the source's key: among all validated lines sharing a key (any date), the
+  first in source order (file name, then line) wins; the others are quarantined as ``duplicate``;
+- joins the product reference; an unknown product is quarantined (``unknown_product``) or kept
+  with ``UNKNOWN`` attributes, as the source says;
+- computes gross_amount, cost_amount, margin, the return flag and date parts.
+Because the result for a date depends only on the validated lines and the products, re-running
+a batch (after a crash, or in several pieces) gives the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+
+from retail_etl.engines.duckdb import fetch_row
+
+UNKNOWN = "UNKNOWN"
+DUPLICATE_RULE = "Transform.duplicate"
+UNKNOWN_PRODUCT_RULE = "Transform.unknown_product"
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    lines_in: int
+    enriched: int
+    duplicates: int
+    unknown_products: int
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def affected_dates(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    validated_after: str,
+    changed: str,
+    key: Sequence[str] | None,
+    extra_dates: str | None = None,
+) -> None:
+    """Create ``_dates(sale_date)``: dates of the changed lines, plus dates of lines sharing their keys.
+
+    ``changed`` holds the lines the batch adds or removes (new and old versions of its files).
+    """
+    parts = [f"SELECT DISTINCT sale_date FROM {changed}"]
+    if key:
+        cols = ", ".join(_ident(k) for k in key)
+        not_null = " AND ".join(f"{_ident(k)} IS NOT NULL" for k in key)
+        parts.append(
+            f"SELECT DISTINCT v.sale_date FROM {validated_after} v "
+            f"SEMI JOIN (SELECT DISTINCT {cols} FROM {changed} WHERE {not_null}) k USING ({cols})"
+        )
+    if extra_dates:
+        parts.append(f"SELECT sale_date FROM {extra_dates}")
+    con.execute(
+        "CREATE OR REPLACE TABLE _dates AS SELECT DISTINCT sale_date FROM ("
+        + " UNION ".join(parts)
+        + ") WHERE sale_date IS NOT NULL"
+    )
+
+
+def transform(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    validated_after: str,
+    products: str,
+    key: Sequence[str] | None,
+    returns: bool,
+    unknown_products: str,
+    run_id: str,
+) -> TransformResult:
+    """Create ``_enriched`` and ``_transform_quarantine`` for the dates in ``_dates``.
+
+    ``validated_after`` holds the validated lines of ONE source as they are after this batch.
+    """
+    run = "'" + run_id.replace("'", "''") + "'"
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW _candidates AS SELECT * FROM {validated_after} "
+        "WHERE sale_date IN (SELECT sale_date FROM _dates)"
+    )
+    if key:
+        cols = ", ".join(_ident(k) for k in key)
+        not_null = " AND ".join(f"{_ident(k)} IS NOT NULL" for k in key)
+        # Rank every line sharing a key with a candidate, across all dates.
+        con.execute(
+            f"""
+            CREATE OR REPLACE TABLE _ranked AS
+            SELECT v.source_file, v.source_line,
+                   row_number() OVER (PARTITION BY {", ".join("v." + _ident(k) for k in key)}
+                                      ORDER BY v.source_file, v.source_line) AS _rank,
+                   first_value(v.source_file || ':' || v.source_line) OVER (
+                       PARTITION BY {", ".join("v." + _ident(k) for k in key)}
+                       ORDER BY v.source_file, v.source_line) AS _first
+            FROM {validated_after} v
+            SEMI JOIN (SELECT DISTINCT {cols} FROM _candidates WHERE {not_null}) k USING ({cols})
+            """
+        )
+        con.execute(
+            "CREATE OR REPLACE TABLE _deduped AS SELECT c.*, coalesce(r._rank, 1) AS _rank, r._first "
+            "FROM _candidates c LEFT JOIN _ranked r USING (source_file, source_line)"
+        )
+    else:
+        con.execute("CREATE OR REPLACE TABLE _deduped AS SELECT *, 1 AS _rank, NULL AS _first FROM _candidates")
+
+    is_return = "(quantity < 0)" if returns else "false"
+    keep_unknown = unknown_products == "keep"
+    attr = (lambda col: f"coalesce(p.{col}, '{UNKNOWN}')") if keep_unknown else (lambda col: f"p.{col}")
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE _joined AS
+        SELECT d.*, p.product_id IS NOT NULL AS _known,
+               {attr("product_name")} AS product_name, {attr("category")} AS category,
+               {attr("subcategory")} AS subcategory, {attr("brand")} AS brand,
+               p.unit_cost, p.list_price
+        FROM _deduped d LEFT JOIN {products} p ON d.product_id = p.product_id
+        """
+    )
+    key_label = "+".join(key or ())
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE _enriched AS
+        SELECT transaction_id, line_number, sold_at, sale_date, store_id, product_id, customer_id,
+               quantity, unit_price, discount_amount, net_amount, currency, channel, payment_method,
+               {is_return} AS is_return,
+               product_name, category, subcategory, brand, unit_cost, list_price,
+               CAST(net_amount + discount_amount AS DECIMAL(18, 2)) AS gross_amount,
+               CAST(round(quantity * unit_cost, 2) AS DECIMAL(18, 2)) AS cost_amount,
+               CAST(net_amount - round(quantity * unit_cost, 2) AS DECIMAL(18, 2)) AS margin,
+               CAST(year(sale_date) AS INTEGER) AS year, CAST(quarter(sale_date) AS INTEGER) AS quarter,
+               CAST(month(sale_date) AS INTEGER) AS month, CAST(isoyear(sale_date) AS INTEGER) AS iso_year,
+               CAST(weekofyear(sale_date) AS INTEGER) AS iso_week, CAST(isodow(sale_date) AS INTEGER) AS weekday,
+               source, source_file, source_line, {run} AS run_id
+        FROM _joined WHERE _rank = 1 AND (_known OR {str(keep_unknown).lower()})
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE _transform_quarantine AS
+        SELECT {run} AS run_id, CAST(now() AS TIMESTAMP) AS quarantined_at,
+               source, source_file, source_line, 'transform' AS stage,
+               CASE WHEN _rank > 1 THEN ['{DUPLICATE_RULE}'] ELSE ['{UNKNOWN_PRODUCT_RULE}'] END AS failed_rules,
+               CASE WHEN _rank > 1
+                    THEN ['{key_label} duplicates the line first seen at ' || _first]
+                    ELSE ['product_id ''' || product_id || ''' is not in the products reference'] END AS messages,
+               CAST(NULL AS VARCHAR) AS record, CAST(NULL AS VARCHAR) AS raw_line, sale_date
+        FROM _joined WHERE _rank > 1 OR NOT (_known OR {str(keep_unknown).lower()})
+        """
+    )
+    lines_in, enriched, dups, unknown = fetch_row(
+        con,
+        "SELECT (SELECT count(*) FROM _joined), (SELECT count(*) FROM _enriched), "
+        "(SELECT count(*) FROM _joined WHERE _rank > 1), "
+        "(SELECT count(*) FROM _transform_quarantine) - (SELECT count(*) FROM _joined WHERE _rank > 1)",
+    )
+    return TransformResult(lines_in, enriched, dups, unknown)

@@ -1,0 +1,618 @@
+"""Physical lines and CSV records, in pure Python (no DuckDB).
+
+This is the reference reader used by :mod:`retail_etl.sources.csv_reader`: its recovery
+path parses whole files with it, and its fast path uses it to check and describe the
+lines DuckDB rejected. Everything here works on *physical lines*: text between two
+``\\n`` bytes (a ``\\r`` before the ``\\n`` belongs to the line terminator).
+
+Decoding never fails. Bytes that are invalid in the file's encoding are decoded to marker
+characters (lone surrogates U+DC00..U+DCFF, which no valid decode can produce); a line
+holding a marker is rejected with ``invalid byte 0xNN for encoding <enc>``.
+
+Field splitting follows DuckDB's ``read_csv(strict_mode=true)`` so both readers agree:
+
+* a quoted field may be preceded by ONE space and followed by any number of spaces;
+  the spaces are dropped (``1, "a" ,2`` -> ``a``); two leading spaces make the field
+  unquoted text;
+* a quote inside an unquoted field is an ordinary character (``5"`` -> ``5"``);
+* with ``escape == quote`` a doubled quote inside quotes is one quote; otherwise the
+  escape character takes the next character literally inside quotes (and is an ordinary
+  character outside quotes);
+* a closing quote followed by anything but spaces and the delimiter is an error
+  (``unexpected character after closing quote``); a quote still open at the end of the
+  text is ``unterminated quote``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from array import array
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Final
+
+import numpy as np
+
+#: A physical line (bytes including its terminator) or a joined multi-line record larger
+#: than this is rejected. Also given to DuckDB as ``max_line_size``.
+MAX_RECORD_BYTES: Final = 1 << 20
+#: A multi-line quoted record may span at most this many physical lines.
+MAX_RECORD_LINES: Final = 1000
+#: Read size of every streaming pass.
+CHUNK_BYTES: Final = 1 << 22
+
+_MARK_ERRORS: Final = "retail_etl.mark"
+_UNMARK_ERRORS: Final = "retail_etl.unmark"
+_MARK_RE: Final = re.compile("[\udc00-\udcff]")
+
+# Record parse outcomes.
+OK: Final = 0
+OPEN: Final = 1  # a quoted field is still open at the end of the text
+JUNK: Final = 2  # something other than spaces/the delimiter follows a closing quote
+
+# What a line or record is (iter_records, classify_line).
+ROW: Final = 10
+REJECT: Final = 11
+BLANK: Final = 12
+UNCLOSED: Final = 13  # classify_line only: the line ends inside a quoted field
+
+REASON_UNTERMINATED: Final = "unterminated quote"
+REASON_JUNK: Final = "unexpected character after closing quote"
+REASON_TOO_LONG: Final = f"line too long: more than {MAX_RECORD_BYTES} bytes"
+
+
+def _mark(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    bad = exc.object[exc.start : exc.end]
+    return "".join(chr(0xDC00 + b) for b in bad), exc.end
+
+
+def _unmark(exc: UnicodeError) -> tuple[bytes, int]:
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    bad = exc.object[exc.start : exc.end]
+    if not all(0xDC00 <= ord(c) <= 0xDCFF for c in bad):
+        raise exc
+    return bytes(ord(c) - 0xDC00 for c in bad), exc.end
+
+
+codecs.register_error(_MARK_ERRORS, _mark)
+codecs.register_error(_UNMARK_ERRORS, _unmark)
+
+
+# --------------------------------------------------------------------------- encodings
+
+
+@dataclass(frozen=True)
+class FileCodec:
+    """How to decode one file.
+
+    ``codec`` decodes the bytes after the byte-order mark (``bom_len`` bytes); it is
+    stateless (endianness resolved), so a single line re-encodes to its original bytes.
+    ``duckdb`` is the name DuckDB's reader knows this encoding by, or None.
+    """
+
+    label: str
+    codec: str
+    bom_len: int
+    ascii_compatible: bool
+    duckdb: str | None
+    max_bytes_per_char: int
+
+
+_BOMS: Final = {
+    "utf-32": ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be")),
+    "utf-16": ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")),
+}
+
+
+def resolve_codec(encoding: str, head: bytes) -> FileCodec:
+    """Resolve ``encoding`` (any Python codec name) for a file starting with ``head``.
+
+    Raises LookupError for an unknown encoding.
+    """
+    name = codecs.lookup(encoding).name  # normalised: 'utf-8', 'iso8859-1', 'cp1252', ...
+    label = encoding
+    if name in ("utf-8", "utf-8-sig"):
+        bom = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+        return FileCodec(label, "utf-8", bom, True, "utf-8", 4)
+    if name in ("utf-16", "utf-32"):
+        for bom, codec in _BOMS[name]:
+            if head.startswith(bom):
+                break
+        else:
+            bom, codec = b"", f"{name}-le"
+        native = "utf-16" if codec == "utf-16-le" and bom else None
+        return FileCodec(label, codec, len(bom), False, native, 4)
+    if name in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"):
+        bom = codecs.BOM_UTF16_LE if name == "utf-16-le" else None
+        native = "utf-16" if bom is not None and head.startswith(bom) else None
+        skip = len(bom) if native else 0
+        return FileCodec(label, name, skip, False, native, 4)
+    ascii_ok = "a,\"\n\r b;\t'".encode(name, errors="strict") == b"a,\"\n\r b;\t'"
+    width = max(len(c.encode(name, errors="replace")) for c in "a\u00e9\u20ac\U0001f600")
+    native = "latin-1" if name == "iso8859-1" else None
+    return FileCodec(label, name, 0, ascii_ok and name != "utf-7", native, max(width, 1))
+
+
+def first_invalid_byte(line: str) -> int | None:
+    """The first byte of ``line`` that did not decode, or None."""
+    m = _MARK_RE.search(line)
+    return None if m is None else ord(m.group()) - 0xDC00
+
+
+def raw_text(line: str, fc: FileCodec) -> str:
+    """``line`` as valid text: its original bytes decoded with errors='replace'."""
+    if _MARK_RE.search(line) is None:
+        return line
+    return line.encode(fc.codec, errors=_UNMARK_ERRORS).decode(fc.codec, errors="replace")
+
+
+def line_too_long(line: str, fc: FileCodec) -> bool:
+    """True when the physical line, with its ``\\n``, is over MAX_RECORD_BYTES bytes."""
+    n = len(line)
+    if n < MAX_RECORD_BYTES // fc.max_bytes_per_char:
+        return False
+    if n >= MAX_RECORD_BYTES:
+        return True
+    return len(line.encode(fc.codec, errors=_UNMARK_ERRORS)) + 1 > MAX_RECORD_BYTES
+
+
+# --------------------------------------------------------------------------- lines
+
+
+def iter_line_blocks(f: BinaryIO, fc: FileCodec, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, list[str], bool]]:
+    """Yield ``(number of the first line, lines, has_invalid_bytes)`` blocks.
+
+    ``f`` is positioned at the start of the file. Lines have no ``\\n`` (a ``\\r`` before
+    it is kept); a line longer than MAX_RECORD_BYTES characters is cut to
+    MAX_RECORD_BYTES + 1 characters (it is rejected as too long anyway), so memory stays
+    bounded whatever the file holds. A final line without ``\\n`` is a line; a file
+    ending with ``\\n`` has no empty line after it.
+    """
+    f.seek(fc.bom_len)
+    dec = codecs.getincrementaldecoder(fc.codec)(errors=_MARK_ERRORS)
+    limit = MAX_RECORD_BYTES + 1
+    first = 1
+    pending = ""
+    while True:
+        chunk = f.read(chunk_bytes)
+        text = dec.decode(chunk, final=not chunk)
+        if pending:
+            text = pending + text
+        parts = text.split("\n")
+        pending = parts.pop()
+        if len(pending) > limit:
+            pending = pending[:limit]
+        if parts:
+            for i, s in enumerate(parts):
+                if len(s) > limit:
+                    parts[i] = s[:limit]
+            yield first, parts, _MARK_RE.search(text) is not None
+            first += len(parts)
+        if not chunk:
+            break
+    if pending:
+        yield first, [pending], _MARK_RE.search(pending) is not None
+
+
+@dataclass(frozen=True)
+class LineScan:
+    """Result of :func:`scan_lines`.
+
+    ``total``: physical lines in the file. ``empty``: sorted 1-based numbers of the lines
+    that are empty or a lone ``\\r`` (whitespace-only lines are not listed).
+    """
+
+    total: int
+    empty: np.ndarray
+
+
+def scan_lines(f: BinaryIO, fc: FileCodec, chunk_bytes: int = CHUNK_BYTES) -> LineScan:
+    """Count physical lines and locate the empty ones, streaming at C speed.
+
+    ASCII-compatible encodings are scanned as bytes; others (UTF-16/32) are decoded first.
+    """
+    f.seek(fc.bom_len)
+    if fc.ascii_compatible:
+        nl, cr = b"\n", b"\r"
+        decode: Callable[[bytes, bool], bytes | str] = lambda b, final: b  # noqa: E731
+    else:
+        nl, cr = "\n", "\r"
+        dec = codecs.getincrementaldecoder(fc.codec)(errors=_MARK_ERRORS)
+        decode = dec.decode
+    nlnl, nlcrnl, crnl = nl + nl, nl + cr + nl, cr + nl
+    empty = array("q")
+    line = 1  # number of the line starting at offset 0 of `buf`
+    carry = nl[:0]
+    while True:
+        chunk = f.read(chunk_bytes)
+        buf = decode(chunk, not chunk)
+        if carry:
+            buf = carry + buf
+        last = buf.rfind(nl)
+        if last >= 0:
+            # Lines starting at offsets: 0 (if buf starts a line) and after each '\n'.
+            starts: list[int] = []
+            if buf.startswith(nl) or buf.startswith(crnl):
+                starts.append(0)
+            for pat in (nlnl, nlcrnl):
+                i = buf.find(pat)
+                while i != -1:
+                    starts.append(i + 1)
+                    i = buf.find(pat, i + 1)
+            if starts:
+                starts.sort()
+                prev, n = 0, line
+                for s in starts:
+                    n += buf.count(nl, prev, s)
+                    empty.append(n)
+                    prev = s
+            line += buf.count(nl, 0, last + 1)
+            carry = buf[last + 1 :]
+        else:
+            carry = buf
+        # Only "is the pending partial line empty or a lone CR" matters: keep 2 chars.
+        if len(carry) > 2:
+            carry = carry[:2]
+        if not chunk:
+            break
+    if carry:
+        if carry == cr:
+            empty.append(line)
+        total = line
+    else:
+        total = line - 1
+    return LineScan(total, np.frombuffer(empty, dtype=np.int64) if empty else np.zeros(0, np.int64))
+
+
+def fetch_lines(f: BinaryIO, fc: FileCodec, wanted: Iterable[int], chunk_bytes: int = CHUNK_BYTES) -> dict[int, str]:
+    """The text of the given physical lines, exactly as :func:`iter_line_blocks` gives them.
+
+    For ASCII-compatible encodings, blocks holding none of the wanted lines are only
+    counted, not decoded.
+    """
+    targets = sorted(set(wanted))
+    out: dict[int, str] = {}
+    if not targets:
+        return out
+    if not fc.ascii_compatible:
+        want = set(targets)
+        for first, lines, _ in iter_line_blocks(f, fc, chunk_bytes):
+            end = first + len(lines)
+            i = bisect_left(targets, first)
+            while i < len(targets) and targets[i] < end:
+                out[targets[i]] = lines[targets[i] - first]
+                i += 1
+            if len(out) == len(want):
+                break
+        return out
+    f.seek(fc.bom_len)
+    limit = MAX_RECORD_BYTES + 1
+    keep = limit * fc.max_bytes_per_char + 8  # enough bytes to decode `limit` characters
+    line = 1
+    carry = b""
+    carry_cut = False  # carry holds only the head of a very long line
+    t = 0
+    while t < len(targets):
+        chunk = f.read(chunk_bytes)
+        if not chunk:
+            if carry and targets[t] == line:
+                out[line] = _decode_line(carry, fc, limit)
+            break
+        last = chunk.rfind(b"\n")
+        if last < 0:
+            if not carry_cut:
+                carry += chunk
+                if len(carry) > keep:
+                    carry, carry_cut = carry[:keep], True
+            continue
+        nlines = chunk.count(b"\n", 0, last + 1)
+        if targets[t] < line + nlines:
+            block = (carry + chunk[: last + 1]) if carry else chunk[: last + 1]
+            pieces = block.split(b"\n")
+            while t < len(targets) and targets[t] < line + nlines:
+                out[targets[t]] = _decode_line(pieces[targets[t] - line], fc, limit)
+                t += 1
+        line += nlines
+        carry = chunk[last + 1 :]
+        carry_cut = False
+        if len(carry) > keep:
+            carry, carry_cut = carry[:keep], True
+    return out
+
+
+def _decode_line(b: bytes, fc: FileCodec, limit: int) -> str:
+    s = b.decode(fc.codec, errors=_MARK_ERRORS)
+    return s[:limit] if len(s) > limit else s
+
+
+# --------------------------------------------------------------------------- fields
+
+
+class Dialect:
+    """Delimiter, quote and escape characters, with the compiled field grammar."""
+
+    __slots__ = ("delimiter", "quote", "escape", "blank_chars", "_quoted", "_lead", "_unescape")
+
+    def __init__(self, delimiter: str = ",", quote: str = '"', escape: str = '"') -> None:
+        self.delimiter, self.quote, self.escape = delimiter, quote, escape
+        #: characters a blank (not-a-record) line may consist of
+        self.blank_chars = "".join(c for c in " \t\r\f\v" if c != delimiter)
+        q, e = re.escape(quote), re.escape(escape)
+        lead = " ?" if delimiter != " " and quote != " " else ""
+        trail = " *" if delimiter != " " and quote != " " else ""
+        if escape == quote:
+            body = f"((?:[^{q}]|{q}{q})*+)"
+            pair = quote + quote
+            self._unescape: Callable[[str], str] = lambda s: s.replace(pair, quote) if pair in s else s
+        else:
+            body = f"((?:[^{q}{e}]|{e}.)*+)"
+            sub = re.compile(f"{e}(.)", re.DOTALL).sub
+            self._unescape = lambda s: sub(r"\1", s) if escape in s else s
+        self._quoted = re.compile(f"{lead}{q}{body}{q}{trail}", re.DOTALL)
+        self._lead = " " + quote if lead else None
+
+    def parse(self, text: str, pos: int = 0, fields: list[str] | None = None) -> tuple[list[str], int, int]:
+        """Split one record's text (no final line terminator) into fields.
+
+        Returns ``(fields, status, pos)``. With status OPEN, ``fields`` are those before
+        the open quoted field and ``pos`` is where that field starts: parse again from
+        there (passing ``fields``) once more text has been appended.
+        """
+        d, q = self.delimiter, self.quote
+        out = [] if fields is None else list(fields)
+        if pos == 0 and q not in text:
+            out.extend(text.split(d))
+            return out, OK, len(text)
+        n = len(text)
+        while True:
+            if text.startswith(q, pos) or (self._lead is not None and text.startswith(self._lead, pos)):
+                m = self._quoted.match(text, pos)
+                if m is None:
+                    return out, OPEN, pos
+                end = m.end()
+                if end < n and text[end] != d:
+                    return out, JUNK, end
+                out.append(self._unescape(m.group(1)))
+                if end >= n:
+                    return out, OK, end
+                pos = end + 1
+            else:
+                k = text.find(d, pos)
+                if k < 0:
+                    out.append(text[pos:])
+                    return out, OK, n
+                out.append(text[pos:k])
+                pos = k + 1
+
+
+def is_blank(line: str, dialect: Dialect) -> bool:
+    """An empty or whitespace-only physical line: not a record."""
+    return not line or (line[0] in dialect.blank_chars and not line.strip(dialect.blank_chars))
+
+
+def wrong_count(expected: int, found: int) -> str:
+    return f"wrong field count: expected {expected}, found {found}"
+
+
+def invalid_byte(byte: int, fc: FileCodec) -> str:
+    return f"invalid byte 0x{byte:02X} for encoding {fc.label}"
+
+
+def classify_line(
+    line: str, dialect: Dialect, ncols: int, fc: FileCodec, nulls: frozenset[str] = frozenset()
+) -> tuple[int, object, str | None]:
+    """Judge one physical line on its own, as :func:`iter_records` does.
+
+    Returns ``(BLANK, None, None)``, ``(ROW, fields, None)``, ``(REJECT, raw_text, reason)``
+    or ``(UNCLOSED, raw_text, "unterminated quote")`` when a quoted field is still open at the
+    end of the line (whether following lines close it is for :func:`iter_records`).
+    """
+    body = line[:-1] if line.endswith("\r") else line
+    if line_too_long(line, fc):
+        return REJECT, raw_text(body[:MAX_RECORD_BYTES], fc), REASON_TOO_LONG
+    if is_blank(body, dialect):
+        return BLANK, None, None
+    bad = first_invalid_byte(body)
+    if bad is not None:
+        return REJECT, raw_text(body, fc), invalid_byte(bad, fc)
+    fields, status, _ = dialect.parse(body)
+    if status == OPEN:
+        return UNCLOSED, body, REASON_UNTERMINATED
+    if status == JUNK:
+        return REJECT, body, REASON_JUNK
+    fitted = fit_fields(fields, ncols, nulls)
+    if fitted is None:
+        return REJECT, body, wrong_count(ncols, len(fields))
+    return ROW, fitted, None
+
+
+def fit_fields(fields: list[str], ncols: int, nulls: frozenset[str]) -> list[str] | None:
+    """``fields`` if there are ``ncols`` of them, else None; extra trailing fields that are
+    all null strings (e.g. after a trailing delimiter) are dropped, as DuckDB does."""
+    if len(fields) == ncols:
+        return fields
+    if len(fields) > ncols and nulls.issuperset(fields[ncols:]):
+        return fields[:ncols]
+    return None
+
+
+# --------------------------------------------------------------------------- records
+
+
+def iter_records(
+    blocks: Iterable[tuple[int, list[str], bool]],
+    dialect: Dialect,
+    ncols: int,
+    fc: FileCodec,
+    *,
+    first_line: int,
+    nulls: frozenset[str] = frozenset(),
+) -> Iterator[tuple[int, int, object, object]]:
+    """Turn physical lines (from :func:`iter_line_blocks`) into records.
+
+    Lines before ``first_line`` are skipped. Yields ``(ROW, line, fields, nlines)``,
+    ``(REJECT, line, raw_text, reason)`` or ``(BLANK, line, None, None)`` in file order;
+    every physical line from ``first_line`` on is covered exactly once (a row spanning
+    ``nlines`` lines covers its continuation lines). Single lines are judged exactly as
+    :func:`classify_line` does.
+
+    A line whose quoted field is still open is joined with the following lines (at most
+    MAX_RECORD_LINES lines / MAX_RECORD_BYTES characters) until the record closes; the
+    joined record is accepted only when it closes cleanly with ``ncols`` fields.
+    Otherwise only the first line is rejected (``unterminated quote``) and parsing resumes
+    at the next line, so good lines after a stray quote survive.
+    """
+    pushed: deque[tuple[int, str]] = deque()
+    stream = _line_stream(blocks, pushed, first_line)
+    d, q, blank_chars = dialect.delimiter, dialect.quote, dialect.blank_chars
+    parse = dialect.parse
+    long_from = MAX_RECORD_BYTES // fc.max_bytes_per_char
+    while True:
+        for n, s, marks in stream:
+            body = s[:-1] if s and s[-1] == "\r" else s
+            if len(s) >= long_from and line_too_long(s, fc):
+                yield REJECT, n, raw_text(body[:MAX_RECORD_BYTES], fc), REASON_TOO_LONG
+                continue
+            if not body or (body[0] in blank_chars and not body.strip(blank_chars)):
+                yield BLANK, n, None, None
+                continue
+            if marks:
+                bad = first_invalid_byte(body)
+                if bad is not None:
+                    yield REJECT, n, raw_text(body, fc), invalid_byte(bad, fc)
+                    continue
+            if q not in body:
+                fields = body.split(d)
+                status = OK
+            else:
+                fields, status, pos = parse(body)
+                if status == OPEN:
+                    joined = _join(s, fields, pos, stream, pushed, dialect, ncols, nulls)
+                    if joined is None:
+                        yield REJECT, n, body, REASON_UNTERMINATED
+                    else:
+                        yield ROW, n, joined[0], joined[1]
+                    continue
+            if status == JUNK:
+                yield REJECT, n, body, REASON_JUNK
+            elif len(fields) == ncols:
+                yield ROW, n, fields, 1
+            else:
+                fitted = fit_fields(fields, ncols, nulls)
+                if fitted is None:
+                    yield REJECT, n, body, wrong_count(ncols, len(fields))
+                else:
+                    yield ROW, n, fitted, 1
+        if not pushed:
+            break
+        # The stream ended while a failed join still had lines to give back.
+        stream = _line_stream((), pushed, first_line)
+
+
+def _line_stream(
+    blocks: Iterable[tuple[int, list[str], bool]], pushed: deque[tuple[int, str]], first_line: int
+) -> Iterator[tuple[int, str, bool]]:
+    """Flatten blocks to ``(line, text, may_hold_invalid_bytes)``; lines pushed back are
+    yielded again first."""
+    for first, lines, marks in blocks:
+        end = first + len(lines)
+        if end <= first_line:
+            continue
+        start = max(first_line - first, 0)
+        n = first + start
+        for s in lines[start:] if start else lines:
+            while pushed:
+                pn, ps = pushed.popleft()
+                yield pn, ps, True
+            yield n, s, marks
+            n += 1
+    while pushed:
+        pn, ps = pushed.popleft()
+        yield pn, ps, True
+
+
+def _join(
+    first: str,
+    fields: list[str],
+    pos: int,
+    stream: Iterator[tuple[int, str, bool]],
+    pushed: deque[tuple[int, str]],
+    dialect: Dialect,
+    ncols: int,
+    nulls: frozenset[str],
+) -> tuple[list[str], int] | None:
+    """Try to complete the record opened by line ``first``; on failure push back what was read."""
+    parts = [first]
+    size = len(first) + 1
+    taken: list[tuple[int, str]] = []
+    q = dialect.quote
+    result: tuple[list[str], int] | None = None
+    while len(parts) < MAX_RECORD_LINES:
+        nxt = next(stream, None)
+        if nxt is None:
+            break
+        m, t, _ = nxt
+        taken.append((m, t))
+        size += len(t) + 1
+        if size > MAX_RECORD_BYTES or first_invalid_byte(t) is not None:
+            break
+        parts.append(t)
+        if q not in t:
+            continue  # the open field cannot close on this line
+        text = "\n".join(parts)
+        if text.endswith("\r"):
+            text = text[:-1]
+        fields, status, pos = dialect.parse(text, pos, fields)
+        if status == OPEN:
+            continue
+        fitted = fit_fields(fields, ncols, nulls) if status == OK else None
+        if fitted is not None:
+            result = (fitted, len(parts))
+        break
+    if result is None:
+        pushed.extendleft(reversed(taken))
+    return result
+
+
+def strip_bom(name: str) -> str:
+    return name[1:] if name.startswith("\ufeff") else name
+
+
+__all__ = [
+    "BLANK",
+    "CHUNK_BYTES",
+    "Dialect",
+    "FileCodec",
+    "JUNK",
+    "LineScan",
+    "MAX_RECORD_BYTES",
+    "MAX_RECORD_LINES",
+    "OK",
+    "OPEN",
+    "REASON_JUNK",
+    "REASON_TOO_LONG",
+    "REASON_UNTERMINATED",
+    "REJECT",
+    "ROW",
+    "UNCLOSED",
+    "classify_line",
+    "fetch_lines",
+    "first_invalid_byte",
+    "fit_fields",
+    "invalid_byte",
+    "is_blank",
+    "iter_line_blocks",
+    "iter_records",
+    "line_too_long",
+    "raw_text",
+    "resolve_codec",
+    "scan_lines",
+    "strip_bom",
+    "wrong_count",
+]

@@ -1,0 +1,643 @@
+"""Read one CSV file into a DuckDB table, losing nothing, with exact line numbers.
+
+Every record becomes one row of text columns (no type inference, no trimming), tagged
+with the file it came from and the physical line it starts on. Records that cannot be
+parsed go to a rejects table with the raw line and a normalised reason. Nothing is
+dropped silently: every physical line after the header is a row's first line, a
+continuation line of a multi-line quoted row, a reject, or a blank line.
+
+Two readers, one result:
+
+* **Fast path (DuckDB).** ``read_csv(all_varchar, strict_mode, store_rejects)`` loads the
+  file in parallel. A streaming line count in Python then checks that DuckDB accounted
+  for every line (rows + rejected lines + empty lines == lines after the header, and no
+  rejected record spans lines). When it holds, every record is exactly one physical line,
+  so the k-th row comes from the k-th line that is neither empty nor rejected; the line
+  numbers are computed inside DuckDB from that short exclusion list. Rejected lines are
+  re-read and judged by the Python reader, so reasons (and raw text) are the same as on
+  the recovery path.
+* **Recovery path (Python).** :mod:`retail_etl.sources.csv_lines` splits physical lines,
+  decodes each one on its own, joins multi-line quoted records and rejects exactly the
+  broken lines, streaming rows into DuckDB in Arrow batches. Used when the check fails
+  (multi-line records, an unterminated quote, blank lines DuckDB does not skip ...), when
+  DuckDB raises, and for encodings DuckDB cannot read (anything but UTF-8, Latin-1 and
+  UTF-16 LE with a BOM).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from retail_etl.config.model import CsvOptions
+from retail_etl.errors import PermanentError, SourceError, TransientError
+from retail_etl.sources.csv_lines import (
+    BLANK,
+    CHUNK_BYTES,
+    JUNK,
+    MAX_RECORD_BYTES,
+    OPEN,
+    REJECT,
+    ROW,
+    UNCLOSED,
+    Dialect,
+    FileCodec,
+    classify_line,
+    fetch_lines,
+    first_invalid_byte,
+    is_blank,
+    iter_line_blocks,
+    iter_records,
+    line_too_long,
+    resolve_codec,
+    scan_lines,
+    strip_bom,
+)
+
+log = logging.getLogger(__name__)
+
+LINEAGE_COLUMNS = ("_source_file", "_source_line")
+REJECT_COLUMNS = ("_source_file", "_source_line", "raw_line", "reason")
+#: Rows per Arrow batch on the recovery path.
+BATCH_ROWS = 100_000
+#: DuckDB's nullstr cannot be an empty list: this stands for "no null strings".
+_NO_NULL = "\x00retail-etl: no null string\x00\n"
+
+Reader = Literal["duckdb", "python"]
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    columns: tuple[str, ...]  # header names (or CsvOptions.column_names), in file order
+    rows: int  # records loaded into `table`
+    rejected: int  # records written to the rejects table
+    blank_lines: int  # physical lines that were empty / whitespace-only (not records)
+    reader: str  # "duckdb" (fast path) or "python" (recovery path)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What the header says about a file."""
+
+    names: tuple[str, ...]
+    codec: FileCodec
+    dialect: Dialect
+    first_line: int  # 1-based number of the first physical line after the header
+    empty: bool  # no header line (nothing but skipped/blank lines): no records at all
+
+
+# --------------------------------------------------------------------------- header
+
+
+def read_header(path: str | Path, opts: CsvOptions) -> tuple[str, ...]:
+    """The column names of ``path``: its header line, or ``opts.column_names``.
+
+    Reads only up to the header line. A UTF-8 BOM is dropped and names are trimmed.
+    Raises SourceError for an unreadable header: invalid bytes, an unbalanced quote,
+    an empty or duplicate name (DuckDB names are case-insensitive), a blank header line
+    followed by data, or names clashing with the lineage columns. An empty file (or one
+    with nothing but blank lines from the header position on) has no columns: ``()``.
+    """
+    return _read_layout(Path(path), opts).names
+
+
+def _read_layout(path: Path, opts: CsvOptions) -> _Layout:
+    dialect = Dialect(opts.delimiter, opts.quote, opts.escape)
+    with _open(path) as f:
+        fc = _codec(path, opts, f.read(4))
+        first_line = opts.skip_rows + (2 if opts.header else 1)
+        if not opts.header:
+            assert opts.column_names is not None  # guaranteed by CsvOptions
+            return _Layout(_check_names(path, opts.column_names, "column_names"), fc, dialect, first_line, False)
+        header_no = opts.skip_rows + 1
+        blocks = iter_line_blocks(f, fc, chunk_bytes=1 << 16)
+        line: str | None = None
+        for first, lines, _ in blocks:
+            if first + len(lines) > header_no:
+                line = lines[header_no - first]
+                rest = lines[header_no - first + 1 :]
+                break
+        if line is None:
+            return _Layout((), fc, dialect, first_line, True)
+        where = f"header (line {header_no})"
+        body = line[:-1] if line.endswith("\r") else line
+        if line_too_long(line, fc):
+            raise SourceError(f"{where} is longer than {MAX_RECORD_BYTES} bytes", path=str(path))
+        if is_blank(body, dialect):
+            if all(is_blank(s.rstrip("\r"), dialect) for s in rest) and all(
+                is_blank(s.rstrip("\r"), dialect) for _, lines, _ in blocks for s in lines
+            ):
+                return _Layout((), fc, dialect, first_line, True)
+            raise SourceError(
+                f"{where} is blank but data follows",
+                path=str(path),
+                hint="set csv.skip_rows to the number of lines before the header",
+            )
+        bad = first_invalid_byte(body)
+        if bad is not None:
+            raise SourceError(
+                f"{where} has byte 0x{bad:02X}, invalid in encoding {opts.encoding}",
+                path=str(path),
+                hint="set csv.encoding to the file's encoding (e.g. cp1252, latin-1, utf-16)",
+            )
+        fields, status, _ = dialect.parse(body)
+        if status == OPEN:
+            raise SourceError(
+                f"{where} has an unterminated quote ({opts.quote}); a header must be one line",
+                path=str(path),
+                hint="check csv.quote, or fix the header line",
+            )
+        if status == JUNK:
+            raise SourceError(
+                f"{where} has a character after a closing quote ({opts.quote})", path=str(path)
+            )
+        names = tuple(n.strip() for n in [strip_bom(fields[0]), *fields[1:]])
+    if opts.column_names is not None:
+        if len(opts.column_names) != len(names):
+            raise SourceError(
+                f"csv.column_names has {len(opts.column_names)} names but the header has {len(names)} columns",
+                path=str(path),
+                hint="drop column_names to use the header, or list one name per header column",
+            )
+        return _Layout(_check_names(path, opts.column_names, "column_names"), fc, dialect, first_line, False)
+    return _Layout(_check_names(path, names, where), fc, dialect, first_line, False)
+
+
+def _check_names(path: Path, names: tuple[str, ...], where: str) -> tuple[str, ...]:
+    for i, name in enumerate(names, 1):
+        if not name:
+            raise SourceError(
+                f"{where}: column {i} has an empty name",
+                path=str(path),
+                hint="name every column (or set header: false with column_names: [...])",
+            )
+    seen: dict[str, list[str]] = {}
+    for name in names:
+        seen.setdefault(name.casefold(), []).append(name)
+    dups = [" / ".join(v) for v in seen.values() if len(v) > 1]
+    if dups:
+        raise SourceError(
+            f"{where}: duplicate column names: {', '.join(dups)}",
+            path=str(path),
+            hint="column names must be unique (ignoring case); rename them or set column_names",
+        )
+    clash = [n for n in names if n.casefold() in LINEAGE_COLUMNS]
+    if clash:
+        raise SourceError(f"{where}: column names reserved for lineage: {', '.join(clash)}", path=str(path))
+    return tuple(names)
+
+
+def _codec(path: Path, opts: CsvOptions, head: bytes) -> FileCodec:
+    try:
+        return resolve_codec(opts.encoding, head)
+    except LookupError:
+        raise SourceError(
+            f"unknown encoding {opts.encoding!r}", path=str(path), hint="use a Python codec name, e.g. utf-8, cp1252"
+        ) from None
+
+
+@contextmanager
+def _open(path: Path) -> Iterator[BinaryIO]:
+    try:
+        f = open(path, "rb")  # noqa: SIM115
+    except (FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError) as e:
+        raise SourceError(f"cannot open: {e.strerror or e}", path=str(path)) from None
+    except OSError as e:
+        raise TransientError(f"{path}: cannot open: {e}") from e
+    with f:
+        try:
+            yield f
+        except OSError as e:
+            raise TransientError(f"{path}: read failed: {e}") from e
+
+
+# --------------------------------------------------------------------------- load
+
+
+def load_csv(
+    con: duckdb.DuckDBPyConnection,
+    path: str | Path,
+    opts: CsvOptions,
+    *,
+    table: str,
+    rejects_table: str,
+    source_file: str,
+    _force: Reader | None = None,
+) -> ReadResult:
+    """Load ``path`` into a new DuckDB table ``table`` (``name`` or ``schema.name``).
+
+    ``table`` gets ``_source_file VARCHAR, _source_line BIGINT`` and one VARCHAR column per
+    CSV column, rows in file order; records that cannot be parsed are appended to
+    ``rejects_table`` (created when missing) as ``_source_file, _source_line, raw_line,
+    reason``. ``_force`` picks a reader (tests): "python" always works; "duckdb" raises
+    SourceError when the fast path cannot vouch for its result.
+    """
+    path = Path(path)
+    qt, qr = _qualified(table), _qualified(rejects_table)
+    _ensure_rejects_table(con, qr, rejects_table)
+    layout = _read_layout(path, opts)
+
+    if layout.empty:
+        _create_table(con, qt, table, layout.names)
+        blanks = _count_lines_from(path, layout)
+        return ReadResult(layout.names, 0, 0, blanks, "python")
+
+    if _force != "python":
+        if layout.codec.duckdb is None:
+            why = f"DuckDB cannot read encoding {opts.encoding}"
+            result: ReadResult | str = why
+        else:
+            result = _load_duckdb(con, path, opts, layout, qt, qr, source_file)
+        if isinstance(result, ReadResult):
+            return result
+        if _force == "duckdb":
+            raise SourceError(f"the DuckDB reader cannot load this file: {result}", path=str(path))
+        log.info("%s: reading with the Python reader: %s", path, result)
+    return _load_python(con, path, opts, layout, qt, qr, source_file)
+
+
+def _load_duckdb(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    opts: CsvOptions,
+    layout: _Layout,
+    qt: str,
+    qr: str,
+    source_file: str,
+) -> ReadResult | str:
+    """The fast path. Returns why it does not apply (a message) instead of a result when
+    DuckDB's reading cannot be vouched for; the table is then not left behind."""
+    fc, names = layout.codec, layout.names
+    with _open(path) as f:
+        scan = scan_lines(f, fc)
+    first = layout.first_line
+    n_lines = max(scan.total - first + 1, 0)
+    empty = scan.empty[scan.empty >= first]
+    if len(names) == 1 and len(empty):
+        return "a single-column file with empty lines (DuckDB reads them as NULL rows)"
+
+    tag = uuid.uuid4().hex[:12]
+    rej_tab, scan_tab = f"_retail_etl_rejects_{tag}", f"_retail_etl_scans_{tag}"
+    columns = "{" + ", ".join(f"{_sql_str(n)}: 'VARCHAR'" for n in names) + "}"
+    sql = f"""
+        CREATE TABLE {qt} AS
+        SELECT ?::VARCHAR AS _source_file, NULL::BIGINT AS _source_line, *
+        FROM read_csv(?, columns = {columns}, all_varchar = true, auto_detect = false, hive_partitioning = false,
+                      header = ?, skip = ?, delim = ?, quote = ?, escape = ?,
+                      nullstr = ?::VARCHAR[], encoding = ?, strict_mode = true,
+                      max_line_size = {MAX_RECORD_BYTES}, store_rejects = true,
+                      rejects_table = '{rej_tab}', rejects_scan = '{scan_tab}')
+    """
+    params = [
+        source_file,
+        str(path),
+        opts.header,
+        opts.skip_rows,
+        opts.delimiter,
+        opts.quote,
+        opts.escape,
+        list(opts.null_values) or [_NO_NULL],
+        fc.duckdb,
+    ]
+    created = False
+    try:
+        with _insertion_order(con):
+            try:
+                _run(con, sql, params)
+                created = True
+            except duckdb.CatalogException as e:  # the table exists, or its schema does not
+                raise PermanentError(f"cannot create table {qt}: {e}") from None
+            except duckdb.InterruptException:
+                raise
+            except duckdb.Error as e:
+                return f"DuckDB failed: {str(e).splitlines()[0]}"
+            outcome = _vouch(con, path, opts, layout, qt, rej_tab, scan, empty, n_lines)
+            if isinstance(outcome, str):
+                return outcome
+            rows, rejects, blank_ws = outcome
+            skipped = np.array([r[0] for r in rejects] + blank_ws, dtype=np.int64)
+            _number_lines(con, qt, rows, first, np.union1d(empty, skipped))
+            _insert_rejects(con, qr, source_file, rejects)
+        result = ReadResult(names, rows, len(rejects), len(empty) + len(blank_ws), "duckdb")
+        created = False  # keep the table
+        return result
+    finally:
+        for tmp in (rej_tab, scan_tab):
+            _run(con, f"DROP TABLE IF EXISTS {tmp}")
+        if created:
+            _run(con, f"DROP TABLE IF EXISTS {qt}")
+
+
+def _vouch(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    opts: CsvOptions,
+    layout: _Layout,
+    qt: str,
+    rej_tab: str,
+    scan,  # LineScan
+    empty: np.ndarray,
+    n_lines: int,
+) -> tuple[int, list[tuple[int, str, str]], list[int]] | str:
+    """Check DuckDB's load against the line count; judge its rejected lines.
+
+    Returns ``(rows, rejects, whitespace_lines)`` or why the load cannot be trusted.
+    """
+    rows = _scalar(con, f"SELECT count(*) FROM {qt}")
+    rej = con.execute(
+        f"""SELECT line, bool_or(contains(trim(csv_line, chr(13) || chr(10)), chr(10)))
+            FROM {rej_tab} GROUP BY line ORDER BY line"""
+    ).fetchall()
+    if any(multi for _, multi in rej):
+        return "a rejected record spans several lines"
+    if rows + len(rej) + len(empty) != n_lines:
+        return (
+            f"line count check failed: {rows} rows + {len(rej)} rejected + {len(empty)} empty lines"
+            f" != {n_lines} lines after the header (multi-line records or lines DuckDB merged)"
+        )
+    lines = [int(r[0]) for r in rej]
+    if lines and (lines[0] < layout.first_line or lines[-1] > scan.total or np.isin(lines, empty).any()):
+        return "DuckDB reported rejects on unexpected lines"
+    if len(layout.names) == 1:
+        col = _qident(layout.names[0])
+        blank_chars = _sql_str(layout.dialect.blank_chars)
+        if _scalar(con, f"SELECT count(*) FROM {qt} WHERE trim({col}, {blank_chars}) = ''"):
+            return "a single-column file with blank values (whitespace-only lines are not records)"
+    with _open(path) as f:
+        texts = fetch_lines(f, layout.codec, lines)
+    rejects: list[tuple[int, str, str]] = []
+    blank_ws: list[int] = []
+    ncols = len(layout.names)
+    nulls = frozenset(opts.null_values)
+    for n in lines:
+        if n not in texts:
+            return f"line {n}, rejected by DuckDB, is missing from the file"
+        kind, raw, reason = classify_line(texts[n], layout.dialect, ncols, layout.codec, nulls)
+        if kind == BLANK:
+            blank_ws.append(n)
+        elif kind == REJECT:
+            rejects.append((n, raw, reason))
+        elif kind == UNCLOSED:
+            return f"line {n} has an unterminated quote"
+        else:
+            assert kind == ROW
+            return f"DuckDB rejected line {n}, which the Python reader accepts"
+    return rows, rejects, blank_ws
+
+
+def _number_lines(con: duckdb.DuckDBPyConnection, qt: str, rows: int, first: int, excluded: np.ndarray) -> None:
+    """Set ``_source_line`` of the k-th row (rowid order) to the k-th line from ``first``
+    on that is not in ``excluded`` (sorted line numbers of empty and rejected lines).
+
+    With e_0 < e_1 < ... excluded, key_i = e_i - first - i is how many rows precede e_i;
+    row k sits ``#{i: key_i <= k}`` lines further than ``first + k``. The count is looked
+    up per block of B rows (an equality join on rowid // B, keeping DuckDB's parallel
+    update) plus a short in-block list for blocks holding keys.
+    """
+    if rows == 0:
+        return
+    keys = excluded.astype(np.int64) - first - np.arange(len(excluded), dtype=np.int64)
+    keys = keys[keys < rows]
+    if len(keys) == 0:
+        _run(con, f"UPDATE {qt} SET _source_line = rowid + {first}")
+        return
+    uniq = np.unique(keys)
+    cum = np.searchsorted(keys, uniq, side="right").astype(np.int64)  # #keys <= uniq[j]
+    block = 1 << int(np.clip(np.floor(np.log2(max(8 * rows / len(uniq), 1))), 6, 20))
+    nblocks = (rows + block - 1) // block
+    bounds = np.arange(nblocks + 1, dtype=np.int64) * block
+    base = np.searchsorted(keys, bounds[:-1], side="left").astype(np.int64)
+    offsets = np.searchsorted(uniq, bounds, side="left").astype(np.int64)
+    blk = pa.table(
+        {
+            "b": pa.array(np.arange(nblocks, dtype=np.int64)),
+            "base": pa.array(base),
+            "ks": pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(uniq)),
+            "cs": pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(cum)),
+        }
+    )
+    name = f"_retail_etl_blocks_{uuid.uuid4().hex[:12]}"
+    con.register(name, blk)
+    try:
+        _run(
+            con,
+            f"""UPDATE {qt} SET _source_line = {qt}.rowid + {first}
+                    + coalesce(k.cs[len(list_filter(k.ks, lambda x: x <= {qt}.rowid))], k.base)
+                FROM {name} AS k WHERE k.b = {qt}.rowid // {block}"""
+        )
+    finally:
+        con.unregister(name)
+
+
+def _load_python(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    opts: CsvOptions,
+    layout: _Layout,
+    qt: str,
+    qr: str,
+    source_file: str,
+) -> ReadResult:
+    """The recovery path: csv_lines parses, DuckDB receives Arrow batches."""
+    names = layout.names
+    ncols = len(names)
+    nulls = pa.array(sorted(set(opts.null_values)), pa.string())
+    null_str = pa.scalar(None, pa.string())
+    tag = uuid.uuid4().hex[:12]
+    batch_name, staging = f"_retail_etl_batch_{tag}", f"_retail_etl_rejects_{tag}"
+    _create_table(con, qt, qt, names)
+    _run(con, f"CREATE TEMP TABLE {staging} (_source_line BIGINT, raw_line VARCHAR, reason VARCHAR)")
+    done = False
+    n_rows = n_rejects = n_blank = 0
+
+    def push(target: str, table: pa.Table, sql: str, *params: object) -> None:
+        con.register(batch_name, table)
+        try:
+            _run(con, sql.format(batch=batch_name, target=target), list(params))
+        finally:
+            con.unregister(batch_name)
+
+    def flush_rows(rows: list[list[str]], lines: list[int]) -> None:
+        cols = {"_source_line": pa.array(lines, pa.int64())}
+        for i, values in enumerate(zip(*rows, strict=True)):
+            arr = pa.array(values, pa.string())
+            if len(nulls):
+                arr = pc.if_else(pc.is_in(arr, value_set=nulls), null_str, arr)
+            cols[f"c{i}"] = arr
+        push(qt, pa.table(cols), "INSERT INTO {target} SELECT ?::VARCHAR, * FROM {batch}", source_file)
+
+    def flush_rejects(rej: list[tuple[int, str, str]]) -> None:
+        lines, raws, reasons = zip(*rej, strict=True)
+        tbl = pa.table(
+            {
+                "_source_line": pa.array(lines, pa.int64()),
+                "raw_line": pa.array(raws, pa.string()),
+                "reason": pa.array(reasons, pa.string()),
+            }
+        )
+        push(staging, tbl, "INSERT INTO {target} SELECT * FROM {batch}")
+
+    try:
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        rejects: list[tuple[int, str, str]] = []
+        with _open(path) as f:
+            records = iter_records(
+                iter_line_blocks(f, layout.codec, CHUNK_BYTES), layout.dialect, ncols, layout.codec,
+                first_line=layout.first_line, nulls=frozenset(opts.null_values),
+            )
+            for kind, n, a, b in records:
+                if kind == ROW:
+                    rows.append(a)  # type: ignore[arg-type]
+                    lines.append(n)
+                    if len(rows) >= BATCH_ROWS:
+                        flush_rows(rows, lines)
+                        n_rows += len(rows)
+                        rows, lines = [], []
+                elif kind == REJECT:
+                    rejects.append((n, a, b))  # type: ignore[arg-type]
+                    if len(rejects) >= BATCH_ROWS:
+                        flush_rejects(rejects)
+                        n_rejects += len(rejects)
+                        rejects = []
+                else:
+                    n_blank += 1
+        if rows:
+            flush_rows(rows, lines)
+            n_rows += len(rows)
+        if rejects:
+            flush_rejects(rejects)
+            n_rejects += len(rejects)
+        _run(
+            con,
+            f"INSERT INTO {qr} ({', '.join(REJECT_COLUMNS)}) "
+            f"SELECT ?::VARCHAR, _source_line, raw_line, reason FROM {staging} ORDER BY _source_line",
+            [source_file],
+        )
+        done = True
+    finally:
+        _run(con, f"DROP TABLE IF EXISTS {staging}")
+        if not done:
+            _run(con, f"DROP TABLE IF EXISTS {qt}")
+    return ReadResult(names, n_rows, n_rejects, n_blank, "python")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _count_lines_from(path: Path, layout: _Layout) -> int:
+    """Physical lines from ``layout.first_line`` on (all blank when the layout is empty)."""
+    with _open(path) as f:
+        return max(scan_lines(f, layout.codec).total - layout.first_line + 1, 0)
+
+
+def _insert_rejects(
+    con: duckdb.DuckDBPyConnection, qr: str, source_file: str, rejects: list[tuple[int, str, str]]
+) -> None:
+    if not rejects:
+        return
+    lines, raws, reasons = zip(*rejects, strict=True)
+    tbl = pa.table(
+        {
+            "_source_line": pa.array(lines, pa.int64()),
+            "raw_line": pa.array(raws, pa.string()),
+            "reason": pa.array(reasons, pa.string()),
+        }
+    )
+    name = f"_retail_etl_rejects_{uuid.uuid4().hex[:12]}"
+    con.register(name, tbl)
+    try:
+        _run(
+            con,
+            f"INSERT INTO {qr} ({', '.join(REJECT_COLUMNS)}) "
+            f"SELECT ?::VARCHAR, _source_line, raw_line, reason FROM {name} ORDER BY _source_line",
+            [source_file],
+        )
+    finally:
+        con.unregister(name)
+
+
+@contextmanager
+def _insertion_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """rowid must follow file order: make sure DuckDB preserves insertion order."""
+    current = _scalar(con, "SELECT current_setting('preserve_insertion_order')")
+    if current in (True, "true"):
+        yield
+        return
+    _run(con, "SET preserve_insertion_order = true")
+    try:
+        yield
+    finally:
+        _run(con, "SET preserve_insertion_order = false")
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> None:
+    """Execute a statement to its end (DuckDB 2 refuses other work on a connection with
+    an unfinished result)."""
+    con.execute(sql, params)
+    con.complete()
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> object:
+    """The single value of a query. (fetchone() would leave the result open, and DuckDB 2
+    refuses other work on a connection with an unfinished result.)"""
+    return con.execute(sql).fetchall()[0][0]
+
+
+def _ensure_rejects_table(con: duckdb.DuckDBPyConnection, qr: str, name: str) -> None:
+    _run(
+        con,
+        f"CREATE TABLE IF NOT EXISTS {qr} "
+        "(_source_file VARCHAR, _source_line BIGINT, raw_line VARCHAR, reason VARCHAR)"
+    )
+    try:
+        _run(con, f"SELECT {', '.join(REJECT_COLUMNS)} FROM {qr} LIMIT 0")
+    except duckdb.Error:
+        raise PermanentError(
+            f"rejects table {name} exists without the columns {', '.join(REJECT_COLUMNS)}",
+            hint="drop it or choose another rejects table",
+        ) from None
+
+
+def _create_table(con: duckdb.DuckDBPyConnection, qt: str, table: str, names: tuple[str, ...]) -> None:
+    """Create the target table; it must not exist. (No SELECT-based existence probe: an
+    unknown name in a query would fall through to DuckDB's Python replacement scans.)"""
+    try:
+        _run(con, f"CREATE TABLE {qt} ({_column_defs(names)})")
+    except duckdb.CatalogException as e:
+        raise PermanentError(
+            f"cannot create table {table}: {e}", hint="load_csv creates its table: drop it or choose another name"
+        ) from None
+
+
+def _column_defs(names: tuple[str, ...]) -> str:
+    return ", ".join(["_source_file VARCHAR", "_source_line BIGINT", *(f"{_qident(n)} VARCHAR" for n in names)])
+
+
+def _qident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _qualified(table: str) -> str:
+    """``name`` or ``schema.name`` (or ``catalog.schema.name``) as quoted identifiers."""
+    parts = table.split(".")
+    if not 1 <= len(parts) <= 3 or not all(parts):
+        raise PermanentError(f"invalid table name {table!r}")
+    return ".".join(_qident(p) for p in parts)
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+__all__ = ["LINEAGE_COLUMNS", "REJECT_COLUMNS", "ReadResult", "load_csv", "read_header"]
