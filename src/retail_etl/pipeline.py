@@ -1,23 +1,27 @@
-"""The pipeline run: pick up new raw files, validate, transform, aggregate, commit, bookmark.
+"""The pipeline's steps — validate, transform, analytics — and a run that chains them.
 
-Order: the products reference first (sales rules and enrichment use it), then sales sources.
-Every table's new Parquet files are written before anything is committed, so a breached
-quality gate or a bad file commits nothing. Then each table gets ONE Iceberg commit that
-replaces what the batch re-derives:
-- validated and quarantine rows: by source file (a changed file replaces its earlier rows);
-- enriched lines, transform-stage quarantine and analytics: by sale date — every date the
-  batch touches is recomputed from all validated lines of that date.
-The affected dates are journaled before the first commit and cleared after the bookmarks, so
-a run killed between commits is completed by the next run: re-running a batch is harmless.
+Each step writes all its Parquet files first, then gives each table it changes ONE Iceberg
+commit that replaces what it re-derives; a step that fails before its commits deletes its
+files and commits nothing. Steps hand work to each other through the state journal:
+- validate: new raw files → products, sales_validated, validate-stage quarantine (replaced by
+  source file); journals the sale dates the batch touches for transform, then commits, then
+  bookmarks the files;
+- transform: journaled dates → sales_enriched and transform-stage quarantine (replaced by
+  date), recomputed from all validated lines of those dates; journals them for analytics;
+- analytics: journaled dates → the marts (replaced by date).
+A step journals for the next one before its own commits, and clears its own journal only
+after them, so a run killed at any moment is completed by the next run, and re-running any
+step is harmless.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +33,7 @@ from retail_etl.config.model import Config, SourceConfig
 from retail_etl.engines import duckdb as engine
 from retail_etl.jobs import analytics
 from retail_etl.jobs.transform import DUPLICATE_RULE, UNKNOWN_PRODUCT_RULE, TransformResult, affected_dates, transform
-from retail_etl.jobs.validate import InputFile, RuleResult, ValidationResult, check_headers, validate
+from retail_etl.jobs.validate import InputFile, ValidationResult, check_headers, validate
 from retail_etl.lake.catalog import Catalog
 from retail_etl.lake.raw import RawFile, RawZone
 from retail_etl.lake.state import StateStore
@@ -43,6 +47,9 @@ PARTITION_BY = {"sales": ("sale_date",), "products": ()}
 ENRICHED_TABLE = "sales_enriched"
 METRICS_TABLE = "quality_metrics"
 RUNS_TABLE = "quality_runs"
+TRANSFORM, ANALYTICS_STAGE = "transform", "analytics"
+
+Say = Callable[[str], None]
 
 
 def new_run_id() -> str:
@@ -51,11 +58,14 @@ def new_run_id() -> str:
 
 @dataclass
 class RunResult:
+    """What a run did, step by step."""
+
     run_id: str
     ingested: dict[str, list[RawFile]] = field(default_factory=dict)
     sources: list[ValidationResult] = field(default_factory=list)
     transform: TransformResult | None = None
     dates: list[dt.date] = field(default_factory=list)
+    marts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -77,10 +87,24 @@ class Lake:
             base, pattern = Path(pattern.anchor), pattern.relative_to(pattern.anchor)
         return sorted(p for p in Path(base).glob(str(pattern)) if p.is_file())
 
-    def pending(self, name: str, source: SourceConfig) -> tuple[list[RawFile], list[RawFile]]:
+    def ingest_new(self, say: Say) -> dict[str, list[RawFile]]:
+        """Copy new files matching each source's glob into the raw zone."""
+        added = {}
+        for name, source in self.config.sources.items():
+            files = self.raw.ingest(name, self.discover(source))
+            if files:
+                added[name] = files
+                say(f"ingested {len(files)} file(s) into raw/{name}")
+        return added
+
+    def pending(
+        self, name: str, source: SourceConfig, ingest_date: dt.date | None = None
+    ) -> tuple[list[RawFile], list[RawFile]]:
         """(to process, superseded): the newest version of each unprocessed file name."""
         done = self.state.processed(name)
         todo = [f for f in self.raw.manifest(name) if f.path not in done]
+        if ingest_date is not None:
+            todo = [f for f in todo if f.ingest_date == ingest_date.isoformat()]
         latest: dict[str, RawFile] = {}
         for f in todo:
             latest.pop(f.name, None)
@@ -93,21 +117,75 @@ class Lake:
         return keep, [f for f in todo if f not in keep]
 
 
-def run(config: Config, *, progress: Callable[[str], None] | None = None) -> RunResult:
-    """Ingest what the sources' globs match, then process everything new."""
+def run(
+    config: Config, *, progress: Say | None = None, ingest_date: dt.date | None = None, run_id: str | None = None
+) -> RunResult:
+    """Ingest what the sources' globs match, then run validate, transform and analytics."""
     lake = Lake(config)
-    result = RunResult(run_id=new_run_id())
+    result = RunResult(run_id=run_id or new_run_id())
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
     with lake.state.lock():
-        for name, source in config.sources.items():
-            added = lake.raw.ingest(name, lake.discover(source))
-            if added:
-                result.ingested[name] = added
-                say(f"ingested {len(added)} file(s) into raw/{name}")
-        _Run(lake, result, say).execute()
+        result.ingested = lake.ingest_new(say)
+        validate_step(lake, result, say, ingest_date=ingest_date)
+        transform_step(lake, result, say)
+        analytics_step(lake, result, say)
     result.seconds = time.perf_counter() - started
     return result
+
+
+class _Step:
+    """One step's scratch space: a DuckDB connection, written files, staged commits."""
+
+    def __init__(self, lake: Lake, run_id: str, name: str) -> None:
+        self.lake = lake
+        self.catalog = lake.catalog
+        self.run_id = run_id
+        self.name = name
+        self.tmp = lake.root / "_tmp" / f"{run_id}-{name}"
+        self.written: list[Path] = []
+        self.staged: dict[str, tuple[list[str], list[BooleanExpression]]] = {}
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.tables: set[str] = set()
+
+    def __enter__(self) -> _Step:
+        self.con = engine.connect(self.lake.config.engine, self.tmp / "spill")
+        self.tables = set(engine.register_tables(self.con, self.catalog))
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            for folder in self.written:
+                shutil.rmtree(folder, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    folder.parent.rmdir()  # the run's folder, if no other step wrote to it
+        assert self.con is not None
+        self.con.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def relation(self, table: str) -> str | None:
+        """The committed table as a DuckDB relation (as it was when the step started), if it exists."""
+        return f'"{self.catalog.namespace}"."{table}"' if table in self.tables else None
+
+    def write(self, table: str, query: str, zone: str, part: str, *, partition_by: tuple[str, ...] = (),
+              layout: tuple[str, ...] = ()) -> list[str]:
+        """Create/evolve ``table`` for ``query``'s schema and write its rows under a run folder."""
+        assert self.con is not None
+        target = self.catalog.ensure(table, engine.arrow_schema(self.con, query), zone=zone, partition_by=partition_by)
+        folder = self.catalog.data_dir(target) / f"run_id={self.run_id}"
+        self.written.append(folder / self.name)
+        return engine.write_parquet(self.con, query, folder / self.name / part, partition_by=layout or partition_by)
+
+    def stage(self, table: str, files: Sequence[str], replace: Iterable[BooleanExpression]) -> None:
+        old_files, old_replace = self.staged.get(table, ([], []))
+        self.staged[table] = ([*old_files, *files], [*old_replace, *replace])
+
+    def commit(self) -> None:
+        for table, (files, replace) in self.staged.items():
+            self.catalog.commit(self.catalog.load(table), files, replace=replace, run_id=self.run_id)
+
+
+# -- validate -------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -116,247 +194,222 @@ class _Batch:
     source: SourceConfig
     files: list[RawFile]
     superseded: list[RawFile]
-    result: ValidationResult | None = None
     valid_files: list[str] = field(default_factory=list)
-    quarantine_files: list[str] = field(default_factory=list)
+    result: ValidationResult | None = None
 
     @property
     def names(self) -> list[str]:
         return sorted({f.name for f in self.files})
 
 
-class _Run:
-    """One execution of the pipeline over the pending batches."""
+def validate_step(lake: Lake, result: RunResult, say: Say, *, ingest_date: dt.date | None = None) -> None:
+    """Validate new raw files of every source and commit them; journal the dates they touch."""
+    config = lake.config
+    batches = []
+    for name, source in sorted(config.sources.items(), key=lambda kv: (kv[1].entity != "products", kv[0])):
+        files, superseded = lake.pending(name, source, ingest_date)
+        if files or superseded:
+            batches.append(_Batch(name, source, files, superseded))
+    todo = [b for b in batches if b.files]
+    if todo:
+        plans = {b.name: plan_source(b.name, b.source) for b in todo}
+        for b in todo:  # a broken header fails the run before any data is touched
+            check_headers(plans[b.name], b.source, [_input(lake, f) for f in b.files])
+        with _Step(lake, result.run_id, "validate") as step:
+            for b in todo:
+                say(f"validating {b.name}: {len(b.files)} file(s)")
+                _validate_batch(step, b, plans[b.name], result)
+            dates = _touched_dates(step, [b for b in todo if b.source.entity == "sales"])
+            lake.state.add_pending_dates(TRANSFORM, dates, result.run_id)
+            step.commit()
+        _commit_metrics(lake, result)
+    lake.state.mark_processed([f for b in batches for f in (*b.files, *b.superseded)], result.run_id)
 
-    def __init__(self, lake: Lake, result: RunResult, say: Callable[[str], None]) -> None:
-        self.lake = lake
-        self.result = result
-        self.say = say
-        self.catalog = lake.catalog
-        self.tmp = lake.root / "_tmp" / result.run_id
-        self.written: list[Path] = []
-        self.staged: dict[str, tuple[list[str], list[BooleanExpression]]] = {}
-        self.before: set[str] = set()
 
-    def execute(self) -> None:
-        batches = []
-        for name, source in sorted(self.lake.config.sources.items(), key=lambda kv: (kv[1].entity != "products", kv[0])):
-            files, superseded = self.lake.pending(name, source)
-            if files or superseded:
-                batches.append(_Batch(name, source, files, superseded))
-        journal = self.lake.state.pending_dates()
-        if not any(b.files for b in batches) and not journal:
-            self.lake.state.mark_processed([f for b in batches for f in b.superseded], self.result.run_id)
-            return
-        plans = {b.name: plan_source(b.name, b.source) for b in batches}
-        for b in batches:  # a broken header fails the run before any data is touched
-            check_headers(plans[b.name], b.source, [self._input(f) for f in b.files])
+def _input(lake: Lake, f: RawFile) -> InputFile:
+    return InputFile(lake.raw.local_path(f), f.name)
 
-        con = engine.connect(self.lake.config.engine, self.tmp / "spill")
-        try:
-            self.before = set(engine.register_tables(con, self.catalog))  # tables as they were at the start
-            self._validate(con, batches, plans)
-            self._transform(con, batches, journal)
-            self.say("committing")
-            self.lake.state.set_pending_dates(self.result.dates, self.result.run_id)
-            for table, (files, replace) in self.staged.items():
-                self.catalog.commit(self.catalog.load(table), files, replace=replace, run_id=self.result.run_id)
-            self._commit_metrics()
-            self.lake.state.mark_processed(
-                [f for b in batches for f in (*b.files, *b.superseded)], self.result.run_id
-            )
-            self.lake.state.set_pending_dates([], self.result.run_id)
-        except BaseException:
-            for folder in self.written:
-                shutil.rmtree(folder, ignore_errors=True)
-            raise
-        finally:
-            con.close()
-            shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def _input(self, f: RawFile) -> InputFile:
-        return InputFile(self.lake.raw.local_path(f), f.name)
+def _validate_batch(step: _Step, b: _Batch, plan, result: RunResult) -> None:
+    assert step.con is not None
+    entity = b.source.entity
+    b.result = validate(
+        step.con, plan, b.source, source_rules(b.source), [_input(step.lake, f) for f in b.files],
+        run_id=result.run_id, tables={"products": _products(step)}, partition_by=PARTITION_BY[entity],
+    )
+    result.sources.append(b.result)
+    main, quarantine = VALIDATED_TABLE[entity], f"{entity}_quarantine"
+    b.valid_files = step.write(main, b.result.valid_query, PROCESSED, b.name, partition_by=PARTITION_BY[entity],
+                               layout=(*PARTITION_BY[entity], "source_file"))
+    q_files = step.write(quarantine, b.result.quarantine_query, PROCESSED, b.name, layout=("source_file",))
+    by_file = And(EqualTo("source", b.name), In("source_file", b.names))
+    step.stage(main, b.valid_files, [AlwaysTrue() if entity == "products" else by_file])
+    step.stage(quarantine, q_files, [And(In("stage", ["read", "validate"]), by_file)])
+    if entity == "products":
+        _view(step.con, "_new_products", b.valid_files, b.result.valid_query)
 
-    # -- validate ---------------------------------------------------------------------------------
 
-    def _validate(self, con: duckdb.DuckDBPyConnection, batches: list[_Batch], plans: dict) -> None:
-        quarantine_files: dict[str, list[str]] = {}
-        quarantine_replace: dict[str, list[BooleanExpression]] = {}
-        for b in batches:
-            if not b.files:
-                continue
-            self.say(f"validating {b.name}: {len(b.files)} file(s)")
-            entity = b.source.entity
-            b.result = validate(
-                con, plans[b.name], b.source, source_rules(b.source), [self._input(f) for f in b.files],
-                run_id=self.result.run_id, tables=self._references(con), partition_by=PARTITION_BY[entity],
-            )
-            self.result.sources.append(b.result)
-            main = self._ensure(VALIDATED_TABLE[entity], con, b.result.valid_query, PROCESSED, PARTITION_BY[entity])
-            b.valid_files = self._write(con, main, b.result.valid_query, b.name, (*PARTITION_BY[entity], "source_file"))
-            q_table = f"{entity}_quarantine"
-            quarantine = self._ensure(q_table, con, b.result.quarantine_query, PROCESSED)
-            quarantine_files.setdefault(q_table, []).extend(
-                self._write(con, quarantine, b.result.quarantine_query, b.name, ("source_file",))
-            )
-            by_file = And(EqualTo("source", b.name), In("source_file", b.names))
-            quarantine_replace.setdefault(q_table, []).append(And(In("stage", ["read", "validate"]), by_file))
-            replace = AlwaysTrue() if entity == "products" else by_file
-            self._stage(VALIDATED_TABLE[entity], b.valid_files, [replace])
-            if entity == "products":
-                _view(con, "_new_products", b.valid_files, b.result.valid_query)
-        for table, files in quarantine_files.items():
-            self._stage(table, files, quarantine_replace[table])
+def _products(step: _Step) -> str:
+    """The products reference as of this step: this run's new products if any, else the committed table."""
+    assert step.con is not None
+    if _exists(step.con, "_new_products"):
+        return '"_new_products"'
+    committed = step.relation(VALIDATED_TABLE["products"])
+    if committed:
+        return committed
+    cols = ", ".join(f'CAST(NULL AS {c.type}) AS "{c.name}"' for c in ENTITIES["products"].columns)
+    step.con.execute(f'CREATE OR REPLACE VIEW "_no_products" AS SELECT {cols} WHERE false')
+    return '"_no_products"'
 
-    def _references(self, con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-        """Rule table names -> relations: this run's new products if any, else the committed table."""
-        return {"products": self._products(con)}
 
-    def _products(self, con: duckdb.DuckDBPyConnection) -> str:
-        if _exists(con, "_new_products"):
-            return '"_new_products"'
-        if VALIDATED_TABLE["products"] in self.before:
-            return f'"{self.catalog.namespace}"."{VALIDATED_TABLE["products"]}"'
-        cols = ", ".join(f'CAST(NULL AS {c.type}) AS "{c.name}"' for c in ENTITIES["products"].columns)
-        con.execute(f'CREATE OR REPLACE VIEW "_no_products" AS SELECT {cols} WHERE false')
-        return '"_no_products"'
+def _touched_dates(step: _Step, batches: list[_Batch]) -> list[dt.date]:
+    """Sale dates whose enriched lines the batches change: their lines' dates, before and after,
+    and the dates of lines sharing a key with them."""
+    con = step.con
+    assert con is not None
+    old_v, old_e = step.relation(VALIDATED_TABLE["sales"]), step.relation(ENRICHED_TABLE)
+    dates: set[dt.date] = set()
+    for b in batches:
+        key = list(b.source.key or ())
+        _validated_after(con, "_v_after", b.name, old_v, b.names, b.valid_files)
+        cols = ", ".join(["sale_date", *(f'"{k}"' for k in key)])
+        in_files = _in_list("source_file", b.names)
+        changed = [f'SELECT {cols} FROM "_v_after" WHERE {in_files}']
+        for old in (old_v, old_e):
+            if old:
+                changed.append(f"SELECT {cols} FROM {old} WHERE source = {_lit(b.name)} AND {in_files}")
+        con.execute('CREATE OR REPLACE TABLE "_changed" AS ' + " UNION ALL ".join(changed))
+        affected_dates(con, validated_after='"_v_after"', changed='"_changed"', key=key)
+        dates.update(r[0] for r in con.execute("SELECT sale_date FROM _dates").fetchall())
+    return sorted(dates)
 
-    # -- transform and analytics ------------------------------------------------------------------
 
-    def _transform(self, con: duckdb.DuckDBPyConnection, batches: list[_Batch], journal: list[dt.date]) -> None:
-        sales = {n: s for n, s in self.lake.config.sources.items() if s.entity == "sales"}
-        batch_of = {b.name: b for b in batches if b.files and b.source.entity == "sales"}
-        if not batch_of and not journal:
-            return
-        ns = self.catalog.namespace
-        has_validated = VALIDATED_TABLE["sales"] in self.before
-        has_enriched = ENRICHED_TABLE in self.before
-        old_v = f'"{ns}"."{VALIDATED_TABLE["sales"]}"' if has_validated else None
+# -- transform ------------------------------------------------------------------------------------
 
-        con.execute("CREATE OR REPLACE TABLE _journal (sale_date DATE)")
-        if journal:
-            con.executemany("INSERT INTO _journal VALUES (?)", [(d,) for d in journal])
-        date_parts = ["SELECT sale_date FROM _journal"]
-        for name, source in sales.items():
-            b = batch_of.get(name)
-            _validated_after(con, f"_v_after_{name}", name, old_v, b.names if b else [], b.valid_files if b else [],
-                             b.result.valid_query if b else None)
-            if b is None:
-                continue
-            key = list(source.key or ())
-            cols = ", ".join(["sale_date", *(f'"{k}"' for k in key)])
-            in_files = _in_list("source_file", b.names)
-            changed = [f"SELECT {cols} FROM \"_v_after_{name}\" WHERE {_in_list('source_file', b.names)}"]
-            if old_v:
-                changed.append(f"SELECT {cols} FROM {old_v} WHERE source = {_lit(name)} AND {in_files}")
-            if has_enriched:
-                changed.append(f'SELECT {cols} FROM "{ns}"."{ENRICHED_TABLE}" WHERE source = {_lit(name)} AND {in_files}')
-            con.execute(f'CREATE OR REPLACE TABLE "_changed_{name}" AS ' + " UNION ALL ".join(changed))
-            affected_dates(con, validated_after=f'"_v_after_{name}"', changed=f'"_changed_{name}"', key=key)
-            con.execute(f'CREATE OR REPLACE TABLE "_dates_{name}" AS SELECT * FROM _dates')
-            date_parts.append(f'SELECT sale_date FROM "_dates_{name}"')
-        con.execute(
-            "CREATE OR REPLACE TABLE _dates AS SELECT DISTINCT sale_date FROM ("
-            + " UNION ALL ".join(date_parts) + ") WHERE sale_date IS NOT NULL ORDER BY sale_date"
-        )
-        self.result.dates = [r[0] for r in con.execute("SELECT sale_date FROM _dates").fetchall()]
-        if not self.result.dates:
-            return
-        self.say(f"transforming {len(self.result.dates)} sale date(s)")
-        products = self._products(con)
-        totals = [0, 0, 0, 0]
+
+def transform_step(lake: Lake, result: RunResult, say: Say) -> None:
+    """Re-derive enriched lines (and transform-stage quarantine) for the journaled dates."""
+    dates = lake.state.pending_dates(TRANSFORM)
+    if not dates:
+        return
+    say(f"transforming {len(dates)} sale date(s)")
+    with _Step(lake, result.run_id, "transform") as step:
+        con = step.con
+        assert con is not None
+        con.execute("CREATE OR REPLACE TABLE _dates (sale_date DATE)")
+        con.executemany("INSERT INTO _dates VALUES (?)", [(d,) for d in dates])
+        products = _products(step)
+        totals = TransformResult(0, 0, 0, 0)
+        transform_metrics: list[tuple[str, str, str, int, int]] = []
         first = True
-        for name, source in sales.items():
+        for name, source in lake.config.sources_of("sales").items():
+            _validated_after(con, "_v_source", name, step.relation(VALIDATED_TABLE["sales"]), [], [])
             res = transform(
-                con, validated_after=f'"_v_after_{name}"', products=products, key=source.key,
-                returns=source.returns, unknown_products=source.unknown_products, run_id=self.result.run_id,
+                con, validated_after='"_v_source"', products=products, key=source.key, returns=source.returns,
+                unknown_products=source.unknown_products, run_id=result.run_id,
             )
-            totals = [a + b for a, b in zip(totals, (res.lines_in, res.enriched, res.duplicates, res.unknown_products), strict=True)]
+            totals = TransformResult(*(a + b for a, b in zip(vars(totals).values(), vars(res).values(), strict=True)))
             verb = "CREATE OR REPLACE TABLE {t} AS SELECT * FROM {s}" if first else "INSERT INTO {t} SELECT * FROM {s}"
             con.execute(verb.format(t="_enriched_all", s="_enriched"))
             con.execute(verb.format(t="_transform_q_all", s="_transform_quarantine"))
             first = False
-            if name in batch_of:
-                _add_transform_metrics(batch_of[name].result, res)
-        self.result.transform = TransformResult(*totals)
-
-        dates = [d.isoformat() for d in self.result.dates]
-        by_date = In("sale_date", dates)
-        enriched = self._ensure(ENRICHED_TABLE, con, "SELECT * FROM _enriched_all", PROCESSED, ("sale_date",))
-        self._stage(ENRICHED_TABLE, self._write(con, enriched, "SELECT * FROM _enriched_all", "sales", ("sale_date",)), [by_date])
-        q_query = "SELECT * FROM _transform_q_all"
-        quarantine = self._ensure("sales_quarantine", con, q_query, PROCESSED)
-        q_files = self._write(con, quarantine, q_query, "transform", ("sale_date",))
-        files, replace = self.staged.get("sales_quarantine", ([], []))
-        self._stage("sales_quarantine", [*files, *q_files], [*replace, And(EqualTo("stage", "transform"), by_date)])
-
-        self.say("aggregating")
-        for mart in analytics.MARTS:
-            query = analytics.mart_query(mart, "_enriched_all")
-            table = self._ensure(mart, con, query, ANALYTICS, ("sale_date",))
-            self._stage(mart, self._write(con, table, query, "marts", ("sale_date",)), [by_date])
-
-    # -- writing ----------------------------------------------------------------------------------
-
-    def _ensure(self, name: str, con, query: str, zone: str, partition_by: Iterable[str] = ()):
-        return self.catalog.ensure(name, engine.arrow_schema(con, query), zone=zone, partition_by=tuple(partition_by))
-
-    def _write(self, con, table, query: str, part: str, partition_by: tuple[str, ...]) -> list[str]:
-        folder = self.catalog.data_dir(table) / f"run_id={self.result.run_id}" / part
-        self.written.append(folder.parent)
-        return engine.write_parquet(con, query, folder, partition_by=partition_by)
-
-    def _stage(self, table: str, files: list[str], replace: list[BooleanExpression]) -> None:
-        self.staged[table] = (files, replace)
-
-    def _commit_metrics(self) -> None:
-        sources = self.result.sources
-        if not sources:
-            return
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        run_id = self.result.run_id
-        runs = pa.table({
-            "run_id": [run_id] * len(sources),
-            "measured_at": pa.array([now] * len(sources), pa.timestamp("us")),
-            "source": [s.source for s in sources],
-            "files": pa.array([len(s.files) for s in sources], pa.int64()),
-            "rows_read": pa.array([s.rows_read for s in sources], pa.int64()),
-            "rows_valid": pa.array([s.rows_valid for s in sources], pa.int64()),
-            "rows_quarantined": pa.array([s.rows_quarantined for s in sources], pa.int64()),
-            "rows_unparseable": pa.array([s.rows_unparseable for s in sources], pa.int64()),
-            "quarantine_rate": pa.array([s.quarantine_rate for s in sources], pa.float64()),
-            "seconds": pa.array([s.seconds for s in sources], pa.float64()),
-        })
-        rules = [(s, r) for s in sources for r in s.rules]
-        metrics = pa.table({
-            "run_id": [run_id] * len(rules),
-            "measured_at": pa.array([now] * len(rules), pa.timestamp("us")),
-            "source": [s.source for s, _ in rules],
-            "rule_id": [r.id for _, r in rules],
-            "rule": [r.rule for _, r in rules],
-            "severity": [r.severity for _, r in rules],
-            "level": [r.level for _, r in rules],
-            "rows_checked": pa.array([s.rows_read for s, _ in rules], pa.int64()),
-            "rows_failed": pa.array([r.rows_failed for _, r in rules], pa.int64()),
-            "value": pa.array([r.value for _, r in rules], pa.float64()),
-            "passed": pa.array([r.passed for _, r in rules], pa.bool_()),
-        })
-        for name, data in ((RUNS_TABLE, runs), (METRICS_TABLE, metrics)):
-            table = self.catalog.ensure(name, data.schema, zone=PROCESSED)
-            table.append(data, snapshot_properties={"retail-etl.run-id": run_id})
+            transform_metrics += [(name, DUPLICATE_RULE, "first line of each key wins", res.lines_in, res.duplicates),
+                                  (name, UNKNOWN_PRODUCT_RULE, "product_id in products", res.lines_in,
+                                   res.unknown_products)]
+        by_date = In("sale_date", [d.isoformat() for d in dates])
+        files = step.write(ENRICHED_TABLE, "SELECT * FROM _enriched_all", PROCESSED, "sales",
+                           partition_by=("sale_date",))
+        step.stage(ENRICHED_TABLE, files, [by_date])
+        q_files = step.write("sales_quarantine", "SELECT * FROM _transform_q_all", PROCESSED, "sales",
+                             layout=("sale_date",))
+        step.stage("sales_quarantine", q_files, [And(EqualTo("stage", "transform"), by_date)])
+        lake.state.add_pending_dates(ANALYTICS_STAGE, dates, result.run_id)
+        step.commit()
+    lake.state.clear_pending_dates(TRANSFORM, dates)
+    _append_metrics(lake, result.run_id, [
+        {"source": src, "rule_id": rid, "rule": text, "severity": "quarantine", "level": "transform",
+         "rows_checked": checked, "rows_failed": failed, "value": None, "passed": failed == 0}
+        for src, rid, text, checked, failed in transform_metrics
+    ])
+    result.transform = totals
+    result.dates = dates
 
 
-def _add_transform_metrics(result: ValidationResult | None, res: TransformResult) -> None:
-    if result is None:
+# -- analytics ------------------------------------------------------------------------------------
+
+
+def analytics_step(lake: Lake, result: RunResult, say: Say) -> None:
+    """Recompute the marts for the journaled dates from the committed enriched lines."""
+    dates = lake.state.pending_dates(ANALYTICS_STAGE)
+    if not dates:
         return
-    result.rules.append(RuleResult(DUPLICATE_RULE, "first line of each key wins", "quarantine", "transform",
-                                   res.duplicates, passed=res.duplicates == 0))
-    result.rules.append(RuleResult(UNKNOWN_PRODUCT_RULE, "product_id in products", "quarantine", "transform",
-                                   res.unknown_products, passed=res.unknown_products == 0))
+    say(f"aggregating {len(dates)} sale date(s)")
+    with _Step(lake, result.run_id, "analytics") as step:
+        con = step.con
+        assert con is not None
+        enriched = step.relation(ENRICHED_TABLE) or _empty_enriched(con)
+        listing = ", ".join(_lit(d.isoformat()) for d in dates)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _enriched_dates AS SELECT * FROM {enriched} "
+                    f"WHERE sale_date IN ({listing})")
+        by_date = In("sale_date", [d.isoformat() for d in dates])
+        for mart in analytics.MARTS:
+            query = analytics.mart_query(mart, "_enriched_dates")
+            files = step.write(mart, query, ANALYTICS, "marts", partition_by=("sale_date",))
+            step.stage(mart, files, [by_date])
+            result.marts[mart] = sum(engine.pq_rows(f) for f in files)
+        step.commit()
+    lake.state.clear_pending_dates(ANALYTICS_STAGE, dates)
+    result.dates = result.dates or dates
 
 
-def _validated_after(con, view: str, source: str, old: str | None, names: list[str], new_files: list[str],
-                     new_query: str | None) -> None:
+# -- metrics --------------------------------------------------------------------------------------
+
+
+def _commit_metrics(lake: Lake, result: RunResult) -> None:
+    """Append the validate step's per-source figures and per-check counts."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    runs = [
+        {"run_id": result.run_id, "measured_at": now, "source": s.source, "files": len(s.files),
+         "rows_read": s.rows_read, "rows_valid": s.rows_valid, "rows_quarantined": s.rows_quarantined,
+         "rows_unparseable": s.rows_unparseable, "quarantine_rate": s.quarantine_rate, "seconds": s.seconds}
+        for s in result.sources
+    ]
+    _append(lake, RUNS_TABLE, runs, RUNS_SCHEMA, result.run_id)
+    _append_metrics(lake, result.run_id, [
+        {"source": s.source, "rule_id": r.id, "rule": r.rule, "severity": r.severity, "level": r.level,
+         "rows_checked": s.rows_read, "rows_failed": r.rows_failed, "value": r.value, "passed": r.passed}
+        for s in result.sources for r in s.rules
+    ])
+
+
+def _append_metrics(lake: Lake, run_id: str, rows: list[dict]) -> None:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    _append(lake, METRICS_TABLE, [{"run_id": run_id, "measured_at": now, **r} for r in rows], METRICS_SCHEMA, run_id)
+
+
+def _append(lake: Lake, name: str, rows: list[dict], schema: pa.Schema, run_id: str) -> None:
+    if not rows:
+        return
+    table = lake.catalog.ensure(name, schema, zone=PROCESSED)
+    table.append(pa.Table.from_pylist(rows, schema=schema), snapshot_properties={"retail-etl.run-id": run_id})
+
+
+RUNS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("measured_at", pa.timestamp("us")), ("source", pa.string()), ("files", pa.int64()),
+    ("rows_read", pa.int64()), ("rows_valid", pa.int64()), ("rows_quarantined", pa.int64()),
+    ("rows_unparseable", pa.int64()), ("quarantine_rate", pa.float64()), ("seconds", pa.float64()),
+])
+METRICS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("measured_at", pa.timestamp("us")), ("source", pa.string()), ("rule_id", pa.string()),
+    ("rule", pa.string()), ("severity", pa.string()), ("level", pa.string()), ("rows_checked", pa.int64()),
+    ("rows_failed", pa.int64()), ("value", pa.float64()), ("passed", pa.bool_()),
+])
+
+
+# -- SQL helpers ----------------------------------------------------------------------------------
+
+
+def _validated_after(con, view: str, source: str, old: str | None, names: list[str], new_files: list[str]) -> None:
     """``view``: the source's validated lines as they are once this batch is committed."""
     parts = []
     if old:
@@ -371,9 +424,15 @@ def _validated_after(con, view: str, source: str, old: str | None, names: list[s
     con.execute(f'CREATE OR REPLACE VIEW "{view}" AS ' + " UNION ALL BY NAME ".join(parts))
 
 
+def _empty_enriched(con) -> str:
+    con.execute('CREATE OR REPLACE VIEW "_no_enriched" AS SELECT CAST(NULL AS DATE) AS sale_date WHERE false')
+    return '"_no_enriched"'
+
+
 def _view(con, name: str, files: list[str], query: str) -> None:
     if files:
-        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet([{", ".join(_lit(f) for f in files)}])')
+        listing = ", ".join(_lit(f) for f in files)
+        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet([{listing}])')
     else:
         con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM ({query}) WHERE false')
 

@@ -114,7 +114,8 @@ def _check_accounting(data: bytes, opts: CsvOptions, result, rows, rejects) -> N
     assert len(covered) == len(set(covered)), "a line belongs to two records"
     assert set(covered) <= set(after_header)
     ws = "".join(c for c in " \t\r\f\v" if c != opts.delimiter)
-    rest = [n for n in after_header if n not in set(covered)]
+    covered_set = set(covered)
+    rest = [n for n in after_header if n not in covered_set]
     for n in rest:
         text = physical[n - 1].decode("utf-8", errors="replace")
         assert not text.strip(ws), f"line {n} ({text!r}) was dropped"

@@ -157,24 +157,15 @@ def query(
 
 
 def main() -> None:
-    """Console-script entry point with the error boundary."""
+    """Console-script entry point: usage errors are Click's (exit 2); known errors become one line."""
     try:
-        app(standalone_mode=False)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except (typer.Exit, SystemExit) as exc:
-        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
-        sys.exit(code or 0)
-    except __import__("click").ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        app()
     except RetailEtlError as exc:
         if _State.debug:
             raise
-        err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False)
+        err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err.print(f"  hint: {exc.hint}", highlight=False, markup=False)
+            err.print(f"  hint: {exc.hint}", highlight=False, markup=False, soft_wrap=True)
         if isinstance(exc, QualityGateError):
             sys.exit(EXIT_QUALITY)
         sys.exit(EXIT_TEMPFAIL if exc.transient else EXIT_ERROR)

@@ -5,6 +5,7 @@ Unknown keys are errors: a typo must not silently fall back to a default.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -139,12 +140,179 @@ class EngineConfig(_Strict):
     threads: int | None = Field(None, ge=1)
 
 
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class RetrierConfig(_Strict):
+    """A retrier, with AWS Step Functions semantics and defaults."""
+
+    error_equals: tuple[str, ...] = Field(
+        min_length=1, description="Error names: Transient, States.ALL, States.Timeout, or exception class names."
+    )
+    interval_seconds: float = Field(1, gt=0, description="Wait before the first retry.")
+    max_attempts: int = Field(3, ge=0, description="Retries (0: never retry).")
+    backoff_rate: float = Field(2.0, ge=1, description="Each wait is this many times the previous one.")
+    max_delay_seconds: float | None = Field(None, gt=0, description="Cap on any wait.")
+    jitter_strategy: Literal["FULL", "NONE"] = Field("NONE", description="FULL: wait a random time up to the delay.")
+
+    @model_validator(mode="after")
+    def _valid(self) -> RetrierConfig:
+        from retail_etl.workflow.definition import retriers_from_config
+
+        retriers_from_config([self])
+        return self
+
+
+def _check_retry(v: tuple[RetrierConfig, ...] | None) -> tuple[RetrierConfig, ...] | None:
+    if v is not None:
+        from retail_etl.workflow.definition import retriers_from_config
+
+        retriers_from_config(v)
+    return v
+
+
+class StepConfig(_Strict):
+    """Overrides for one workflow step."""
+
+    timeout_seconds: float | None = Field(None, gt=0, description="Fail the attempt with States.Timeout after this.")
+    retry: tuple[RetrierConfig, ...] | None = Field(None, description="Replaces the workflow's retry list.")
+
+    @field_validator("retry")
+    @classmethod
+    def _valid_retry(cls, v: tuple[RetrierConfig, ...] | None) -> tuple[RetrierConfig, ...] | None:
+        return _check_retry(v)
+
+
+class CircuitConfig(_Strict):
+    """Stop starting executions after consecutive failures, until a cool-down or a reset."""
+
+    enabled: bool = True
+    failure_threshold: int = Field(3, ge=1, description="Consecutive failed executions that open the circuit.")
+    cooldown_seconds: float = Field(3600, gt=0, description="Then one trial execution is allowed (half-open).")
+
+
+class WorkflowConfig(_Strict):
+    """How `retail-etl run` executes its steps: retries, timeouts, circuit breaker."""
+
+    name: str = Field("retail-etl", min_length=1)
+    timeout_seconds: float | None = Field(None, gt=0, description="Default timeout of every step.")
+    retry: tuple[RetrierConfig, ...] | None = Field(
+        None, description="Default retriers of every step (unset: retry Transient errors 3 times; []: never)."
+    )
+    steps: dict[str, StepConfig] = Field(default_factory=dict, description="Per-step overrides, by step name.")
+    circuit: CircuitConfig = CircuitConfig()
+
+    @field_validator("retry")
+    @classmethod
+    def _valid_retry(cls, v: tuple[RetrierConfig, ...] | None) -> tuple[RetrierConfig, ...] | None:
+        return _check_retry(v)
+
+
+class ConsoleChannelConfig(_Strict):
+    stream: Literal["stderr", "stdout"] = "stderr"
+
+
+class WebhookChannelConfig(_Strict):
+    """POST JSON to a URL; ``payload: slack`` sends a Slack incoming-webhook message."""
+
+    url: str | None = Field(None, description="The URL, when it is not a secret.")
+    url_env: str | None = Field(None, pattern=_ENV_NAME, description="Environment variable holding the URL.")
+    payload: Literal["json", "slack"] = "json"
+    headers: dict[str, str] = Field(default_factory=dict)
+    headers_env: dict[str, str] = Field(
+        default_factory=dict, description="Header name -> environment variable holding its value."
+    )
+    timeout_seconds: float = Field(10, gt=0)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookChannelConfig:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url and url_env")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+        for header, var in self.headers_env.items():
+            if not re.match(_ENV_NAME, var):
+                raise ValueError(f"headers_env.{header}: {var!r} is not an environment variable name")
+        return self
+
+
+class EmailChannelConfig(_Strict):
+    """Plain-text e-mail through SMTP. Credentials only by environment variable name."""
+
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    ssl: bool = Field(False, description="SMTP over TLS from the start (port 465); excludes starttls.")
+    username_env: str | None = Field(None, pattern=_ENV_NAME)
+    password_env: str | None = Field(None, pattern=_ENV_NAME)
+    sender: str = Field(description="The From address.")
+    to: tuple[str, ...] = Field(min_length=1)
+    timeout_seconds: float = Field(10, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EmailChannelConfig:
+        if self.ssl and self.starttls:
+            raise ValueError("ssl and starttls exclude each other: set starttls: false with ssl: true")
+        if (self.username_env is None) != (self.password_env is None):
+            raise ValueError("give both username_env and password_env, or neither")
+        return self
+
+
+class SnsChannelConfig(_Strict):
+    """Publish to an AWS SNS topic (needs `pip install 'retail-etl[aws]'`); AWS credentials as usual."""
+
+    topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$")
+    region: str | None = Field(None, description="Default: the topic ARN's region.")
+    endpoint_url: str | None = Field(None, description="Another endpoint (LocalStack, moto, a VPC endpoint).")
+
+
+class ChannelConfig(_Strict):
+    """One channel: a mapping with exactly one of console, webhook, email, sns (``- console`` is enough)."""
+
+    console: ConsoleChannelConfig | None = None
+    webhook: WebhookChannelConfig | None = None
+    email: EmailChannelConfig | None = None
+    sns: SnsChannelConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: object) -> object:
+        if isinstance(v, str):
+            return {v: {}}
+        if isinstance(v, dict):
+            return {k: ({} if value is None else value) for k, value in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ChannelConfig:
+        if len(self.model_fields_set) != 1:
+            raise ValueError("a channel is exactly one of console, webhook, email, sns")
+        return self
+
+    @property
+    def type(self) -> str:
+        (kind,) = self.model_fields_set
+        return kind
+
+
+class NotificationsConfig(_Strict):
+    """Where alerts go (step failed, circuit open, quarantine rate warning, optional success summary)."""
+
+    channels: tuple[ChannelConfig, ...] = ()
+    on_success: bool = Field(False, description="Also send a summary when an execution succeeds.")
+    dedup_window_seconds: float = Field(
+        86400, ge=0, description="Send the same (kind, job, rule, partition) alert at most once in this window."
+    )
+
+
 class Config(_Strict):
     """The whole ``retail-etl.yaml``."""
 
     lake: LakeConfig = LakeConfig()
     engine: EngineConfig = EngineConfig()
     sources: dict[str, SourceConfig]
+    workflow: WorkflowConfig = WorkflowConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
     project_dir: Path = Field(Path("."), exclude=True, description="Set by the loader: the config file's folder.")
 
     def lake_root(self) -> str:

@@ -1,9 +1,11 @@
-"""Run state kept in the lake: bookmarks of processed raw files, and the lake lock.
+"""Run state kept in the lake: bookmarks of processed raw files, the journal of sale dates
+waiting to be re-derived by a later step, and the lake lock.
 
-Bookmarks are written after the run's data commits, and the sale dates a run re-derives are
-journaled before its first commit. A crash between the two leaves a file
-unbookmarked; the next run re-derives it and replaces the rows it produced, so data is never
-duplicated and never marked done before it is committed.
+Bookmarks are written right after the validate step's commits. A crash between the two leaves
+a file unbookmarked; the next run re-derives it and replaces the rows it produced, so data is
+never duplicated and never marked done before it is committed. A step journals the dates the
+next step must re-derive *before* its own commits, and the next step clears them only after its
+commits, so no date is forgotten whatever moment a run is killed at.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ CREATE TABLE IF NOT EXISTS bookmarks (
     PRIMARY KEY (source, raw_path)
 );
 CREATE TABLE IF NOT EXISTS pending_dates (
-    sale_date TEXT PRIMARY KEY,
-    run_id TEXT NOT NULL
+    stage TEXT NOT NULL,
+    sale_date TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    PRIMARY KEY (stage, sale_date)
 );
 """
 
@@ -68,16 +72,26 @@ class StateStore:
                 [(f.source, f.path, f.name, f.sha256, f.size, run_id, now) for f in files],
             )
 
-    def pending_dates(self) -> list[dt.date]:
-        """Sale dates a killed run was re-deriving: the next run recomputes them too."""
+    def pending_dates(self, stage: str) -> list[dt.date]:
+        """Sale dates journaled for ``stage`` (transform or analytics) and not yet re-derived."""
         with self._db() as con:
-            return [dt.date.fromisoformat(r[0]) for r in con.execute("SELECT sale_date FROM pending_dates ORDER BY 1")]
+            rows = con.execute("SELECT sale_date FROM pending_dates WHERE stage = ? ORDER BY 1", (stage,))
+            return [dt.date.fromisoformat(r[0]) for r in rows]
 
-    def set_pending_dates(self, dates: Iterable[dt.date], run_id: str) -> None:
-        """Journal the dates a run is about to replace (before its first commit); ``[]`` clears it."""
+    def add_pending_dates(self, stage: str, dates: Iterable[dt.date], run_id: str) -> None:
+        """Journal dates for ``stage``; call before committing the data that makes them stale."""
         with self._db() as con:
-            con.execute("DELETE FROM pending_dates")
-            con.executemany("INSERT INTO pending_dates VALUES (?, ?)", [(d.isoformat(), run_id) for d in dates])
+            con.executemany(
+                "INSERT OR REPLACE INTO pending_dates VALUES (?, ?, ?)",
+                [(stage, d.isoformat(), run_id) for d in dates],
+            )
+
+    def clear_pending_dates(self, stage: str, dates: Iterable[dt.date]) -> None:
+        """Remove dates from ``stage``'s journal; call after committing their re-derived data."""
+        with self._db() as con:
+            con.executemany(
+                "DELETE FROM pending_dates WHERE stage = ? AND sale_date = ?", [(stage, d.isoformat()) for d in dates]
+            )
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

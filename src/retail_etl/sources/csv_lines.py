@@ -30,8 +30,9 @@ import re
 from array import array
 from bisect import bisect_left
 from collections import deque
+from itertools import islice
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
 import numpy as np
@@ -64,9 +65,13 @@ REASON_JUNK: Final = "unexpected character after closing quote"
 REASON_TOO_LONG: Final = f"line too long: more than {MAX_RECORD_BYTES} bytes"
 
 
+_marks_made = [0]  # calls of _mark: a decode that did not change it met no invalid byte
+
+
 def _mark(exc: UnicodeError) -> tuple[str, int]:
     if not isinstance(exc, UnicodeDecodeError):
         raise exc
+    _marks_made[0] += 1
     bad = exc.object[exc.start : exc.end]
     return "".join(chr(0xDC00 + b) for b in bad), exc.end
 
@@ -179,9 +184,14 @@ def iter_line_blocks(f: BinaryIO, fc: FileCodec, chunk_bytes: int = CHUNK_BYTES)
     limit = MAX_RECORD_BYTES + 1
     first = 1
     pending = ""
+    pending_marks = False
     while True:
         chunk = f.read(chunk_bytes)
+        before = _marks_made[0]
         text = dec.decode(chunk, final=not chunk)
+        # Cheaper than searching the text for markers (another thread's decoding may
+        # bump the counter too: that only costs a per-line check).
+        marks = _marks_made[0] != before
         if pending:
             text = pending + text
         parts = text.split("\n")
@@ -189,15 +199,17 @@ def iter_line_blocks(f: BinaryIO, fc: FileCodec, chunk_bytes: int = CHUNK_BYTES)
         if len(pending) > limit:
             pending = pending[:limit]
         if parts:
-            for i, s in enumerate(parts):
-                if len(s) > limit:
-                    parts[i] = s[:limit]
-            yield first, parts, _MARK_RE.search(text) is not None
+            if max(map(len, parts)) > limit:
+                parts = [s[:limit] if len(s) > limit else s for s in parts]
+            yield first, parts, marks or pending_marks
             first += len(parts)
+            pending_marks = marks  # the new pending line may hold this chunk's markers
+        else:
+            pending_marks = pending_marks or marks
         if not chunk:
             break
     if pending:
-        yield first, [pending], _MARK_RE.search(pending) is not None
+        yield first, [pending], pending_marks
 
 
 @dataclass(frozen=True)
@@ -445,6 +457,23 @@ def fit_fields(fields: list[str], ncols: int, nulls: frozenset[str]) -> list[str
 # --------------------------------------------------------------------------- records
 
 
+@dataclass
+class RecordBatch:
+    """Records of consecutive lines, as :func:`iter_records` yields them.
+
+    Row ``i`` has fields ``values[i * ncols : (i + 1) * ncols]`` (flat: one list per row
+    would keep the garbage collector busy), starts on physical line ``lines[i]`` and
+    spans ``spans.get(lines[i], 1)`` lines. ``rejects`` are ``(line, raw_text, reason)``;
+    ``blanks`` counts blank lines.
+    """
+
+    values: list[str] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    spans: dict[int, int] = field(default_factory=dict)
+    rejects: list[tuple[int, str, str]] = field(default_factory=list)
+    blanks: int = 0
+
+
 def iter_records(
     blocks: Iterable[tuple[int, list[str], bool]],
     dialect: Dialect,
@@ -453,14 +482,14 @@ def iter_records(
     *,
     first_line: int,
     nulls: frozenset[str] = frozenset(),
-) -> Iterator[tuple[int, int, object, object]]:
-    """Turn physical lines (from :func:`iter_line_blocks`) into records.
+    batch_rows: int = 100_000,
+) -> Iterator[RecordBatch]:
+    """Turn physical lines (from :func:`iter_line_blocks`) into batches of records.
 
-    Lines before ``first_line`` are skipped. Yields ``(ROW, line, fields, nlines)``,
-    ``(REJECT, line, raw_text, reason)`` or ``(BLANK, line, None, None)`` in file order;
-    every physical line from ``first_line`` on is covered exactly once (a row spanning
-    ``nlines`` lines covers its continuation lines). Single lines are judged exactly as
-    :func:`classify_line` does.
+    Lines before ``first_line`` are skipped. Every physical line from ``first_line`` on is
+    covered exactly once, in file order: as a row's first line, a continuation line of a
+    multi-line row, a reject or a blank line. Single lines are judged exactly as
+    :func:`classify_line` does. A batch holds at most ``batch_rows`` rows.
 
     A line whose quoted field is still open is joined with the following lines (at most
     MAX_RECORD_LINES lines / MAX_RECORD_BYTES characters) until the record closes; the
@@ -468,100 +497,118 @@ def iter_records(
     Otherwise only the first line is rejected (``unterminated quote``) and parsing resumes
     at the next line, so good lines after a stray quote survive.
     """
-    pushed: deque[tuple[int, str]] = deque()
-    stream = _line_stream(blocks, pushed, first_line)
     d, q, blank_chars = dialect.delimiter, dialect.quote, dialect.blank_chars
     parse = dialect.parse
     long_from = MAX_RECORD_BYTES // fc.max_bytes_per_char
-    while True:
-        for n, s, marks in stream:
+    ahead = _Peekable(blocks)
+    resume = first_line  # lines before this one are done (skipped, or joined into a record)
+    out = RecordBatch()
+    values, lines = out.values, out.lines
+    for first, buf, marks in ahead:
+        if first + len(buf) <= resume:
+            continue
+        n = first - 1
+        for s in buf:
+            n += 1
+            if n < resume:
+                continue
             body = s[:-1] if s and s[-1] == "\r" else s
             if len(s) >= long_from and line_too_long(s, fc):
-                yield REJECT, n, raw_text(body[:MAX_RECORD_BYTES], fc), REASON_TOO_LONG
+                out.rejects.append((n, raw_text(body[:MAX_RECORD_BYTES], fc), REASON_TOO_LONG))
                 continue
             if not body or (body[0] in blank_chars and not body.strip(blank_chars)):
-                yield BLANK, n, None, None
+                out.blanks += 1
                 continue
             if marks:
                 bad = first_invalid_byte(body)
                 if bad is not None:
-                    yield REJECT, n, raw_text(body, fc), invalid_byte(bad, fc)
+                    out.rejects.append((n, raw_text(body, fc), invalid_byte(bad, fc)))
                     continue
             if q not in body:
                 fields = body.split(d)
-                status = OK
             else:
                 fields, status, pos = parse(body)
                 if status == OPEN:
-                    joined = _join(s, fields, pos, stream, pushed, dialect, ncols, nulls)
+                    joined = _join(s, fields, pos, _following(buf, n - first + 1, ahead), dialect, ncols, nulls)
                     if joined is None:
-                        yield REJECT, n, body, REASON_UNTERMINATED
-                    else:
-                        yield ROW, n, joined[0], joined[1]
+                        out.rejects.append((n, body, REASON_UNTERMINATED))
+                        continue
+                    fields, span = joined
+                    out.spans[n] = span
+                    resume = n + span
+                elif status == JUNK:
+                    out.rejects.append((n, body, REASON_JUNK))
                     continue
-            if status == JUNK:
-                yield REJECT, n, body, REASON_JUNK
-            elif len(fields) == ncols:
-                yield ROW, n, fields, 1
-            else:
+            if len(fields) != ncols:
                 fitted = fit_fields(fields, ncols, nulls)
                 if fitted is None:
-                    yield REJECT, n, body, wrong_count(ncols, len(fields))
-                else:
-                    yield ROW, n, fitted, 1
-        if not pushed:
-            break
-        # The stream ended while a failed join still had lines to give back.
-        stream = _line_stream((), pushed, first_line)
+                    out.rejects.append((n, body, wrong_count(ncols, len(fields))))
+                    continue
+                fields = fitted
+            values.extend(fields)
+            lines.append(n)
+            if len(lines) >= batch_rows:
+                yield out
+                out = RecordBatch()
+                values, lines = out.values, out.lines
+        if len(out.rejects) >= batch_rows:  # a file of rejects: keep memory bounded too
+            yield out
+            out = RecordBatch()
+            values, lines = out.values, out.lines
+    if lines or out.rejects or out.blanks:
+        yield out
 
 
-def _line_stream(
-    blocks: Iterable[tuple[int, list[str], bool]], pushed: deque[tuple[int, str]], first_line: int
-) -> Iterator[tuple[int, str, bool]]:
-    """Flatten blocks to ``(line, text, may_hold_invalid_bytes)``; lines pushed back are
-    yielded again first."""
-    for first, lines, marks in blocks:
-        end = first + len(lines)
-        if end <= first_line:
-            continue
-        start = max(first_line - first, 0)
-        n = first + start
-        for s in lines[start:] if start else lines:
-            while pushed:
-                pn, ps = pushed.popleft()
-                yield pn, ps, True
-            yield n, s, marks
-            n += 1
-    while pushed:
-        pn, ps = pushed.popleft()
-        yield pn, ps, True
+class _Peekable:
+    """An iterator of blocks that can look ahead (for records spanning blocks)."""
+
+    def __init__(self, blocks: Iterable[tuple[int, list[str], bool]]) -> None:
+        self._it = iter(blocks)
+        self._ahead: deque[tuple[int, list[str], bool]] = deque()
+
+    def __iter__(self) -> _Peekable:
+        return self
+
+    def __next__(self) -> tuple[int, list[str], bool]:
+        return self._ahead.popleft() if self._ahead else next(self._it)
+
+    def peek(self, k: int) -> tuple[int, list[str], bool] | None:
+        while len(self._ahead) <= k:
+            block = next(self._it, None)
+            if block is None:
+                return None
+            self._ahead.append(block)
+        return self._ahead[k]
+
+
+def _following(buf: list[str], start: int, ahead: _Peekable) -> Iterator[str]:
+    """The lines after ``buf[start - 1]``, reading ahead into the next blocks."""
+    yield from islice(buf, start, None)
+    k = 0
+    while (block := ahead.peek(k)) is not None:
+        yield from block[1]
+        k += 1
 
 
 def _join(
     first: str,
     fields: list[str],
     pos: int,
-    stream: Iterator[tuple[int, str, bool]],
-    pushed: deque[tuple[int, str]],
+    following: Iterator[str],
     dialect: Dialect,
     ncols: int,
     nulls: frozenset[str],
 ) -> tuple[list[str], int] | None:
-    """Try to complete the record opened by line ``first``; on failure push back what was read."""
+    """Complete the record opened by line ``first``: ``(fields, lines used)`` or None."""
     parts = [first]
     size = len(first) + 1
-    taken: list[tuple[int, str]] = []
     q = dialect.quote
-    result: tuple[list[str], int] | None = None
-    while len(parts) < MAX_RECORD_LINES:
-        nxt = next(stream, None)
-        if nxt is None:
-            break
-        m, t, _ = nxt
-        taken.append((m, t))
+    for t in following:
+        if len(parts) >= MAX_RECORD_LINES:
+            return None
         size += len(t) + 1
         if size > MAX_RECORD_BYTES or first_invalid_byte(t) is not None:
-            break
+            return None
         parts.append(t)
         if q not in t:
             continue  # the open field cannot close on this line
@@ -572,12 +619,8 @@ def _join(
         if status == OPEN:
             continue
         fitted = fit_fields(fields, ncols, nulls) if status == OK else None
-        if fitted is not None:
-            result = (fitted, len(parts))
-        break
-    if result is None:
-        pushed.extendleft(reversed(taken))
-    return result
+        return None if fitted is None else (fitted, len(parts))
+    return None
 
 
 def strip_bom(name: str) -> str:
@@ -600,6 +643,7 @@ __all__ = [
     "REASON_UNTERMINATED",
     "REJECT",
     "ROW",
+    "RecordBatch",
     "UNCLOSED",
     "classify_line",
     "fetch_lines",

@@ -467,17 +467,17 @@ def _load_python(
         finally:
             con.unregister(batch_name)
 
-    def flush_rows(rows: list[list[str]], lines: list[int]) -> None:
+    def flush_rows(values: list[str], lines: list[int]) -> None:
         cols = {"_source_line": pa.array(lines, pa.int64())}
-        for i, values in enumerate(zip(*rows, strict=True)):
-            arr = pa.array(values, pa.string())
+        for i in range(ncols):
+            arr = pa.array(values[i::ncols], pa.string())
             if len(nulls):
                 arr = pc.if_else(pc.is_in(arr, value_set=nulls), null_str, arr)
             cols[f"c{i}"] = arr
         push(qt, pa.table(cols), "INSERT INTO {target} SELECT ?::VARCHAR, * FROM {batch}", source_file)
 
     def flush_rejects(rej: list[tuple[int, str, str]]) -> None:
-        lines, raws, reasons = zip(*rej, strict=True)
+        lines, raws, reasons = (list(c) for c in zip(*rej, strict=True))
         tbl = pa.table(
             {
                 "_source_line": pa.array(lines, pa.int64()),
@@ -488,36 +488,24 @@ def _load_python(
         push(staging, tbl, "INSERT INTO {target} SELECT * FROM {batch}")
 
     try:
-        rows: list[list[str]] = []
-        lines: list[int] = []
-        rejects: list[tuple[int, str, str]] = []
         with _open(path) as f:
-            records = iter_records(
-                iter_line_blocks(f, layout.codec, CHUNK_BYTES), layout.dialect, ncols, layout.codec,
-                first_line=layout.first_line, nulls=frozenset(opts.null_values),
+            batches = iter_records(
+                iter_line_blocks(f, layout.codec, CHUNK_BYTES),
+                layout.dialect,
+                ncols,
+                layout.codec,
+                first_line=layout.first_line,
+                nulls=frozenset(opts.null_values),
+                batch_rows=BATCH_ROWS,
             )
-            for kind, n, a, b in records:
-                if kind == ROW:
-                    rows.append(a)  # type: ignore[arg-type]
-                    lines.append(n)
-                    if len(rows) >= BATCH_ROWS:
-                        flush_rows(rows, lines)
-                        n_rows += len(rows)
-                        rows, lines = [], []
-                elif kind == REJECT:
-                    rejects.append((n, a, b))  # type: ignore[arg-type]
-                    if len(rejects) >= BATCH_ROWS:
-                        flush_rejects(rejects)
-                        n_rejects += len(rejects)
-                        rejects = []
-                else:
-                    n_blank += 1
-        if rows:
-            flush_rows(rows, lines)
-            n_rows += len(rows)
-        if rejects:
-            flush_rejects(rejects)
-            n_rejects += len(rejects)
+            for batch in batches:
+                if batch.lines:
+                    flush_rows(batch.values, batch.lines)
+                    n_rows += len(batch.lines)
+                if batch.rejects:
+                    flush_rejects(batch.rejects)
+                    n_rejects += len(batch.rejects)
+                n_blank += batch.blanks
         _run(
             con,
             f"INSERT INTO {qr} ({', '.join(REJECT_COLUMNS)}) "

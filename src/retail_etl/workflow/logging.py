@@ -1,0 +1,103 @@
+"""Execution logs: every event as a JSON line in ``<logs>/<execution_id>.jsonl``, and on a stream as
+plain lines (for a terminal) or JSON lines (``--log-format json``, for log shippers).
+
+A JSON line is ``{"time", "level", "execution_id", "step", "event", ...fields}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from retail_etl.workflow.state import iso, utcnow
+
+LogFormat = Literal["text", "json"]
+
+
+def format_text(record: dict[str, Any]) -> str:
+    """``2024-01-15 10:30:00 INFO  validate  TaskSucceeded rows_in=10 rows_out=9``."""
+    time = str(record.get("time", ""))[:19].replace("T", " ")
+    level = str(record.get("level", "info")).upper()
+    step = record.get("step") or "-"
+    fields = " ".join(
+        f"{k}={_text_value(v)}" for k, v in record.items()
+        if k not in ("time", "level", "execution_id", "step", "event") and v is not None
+    )
+    return f"{time} {level:<7} {step:<12} {record.get('event', '')}" + (f" {fields}" if fields else "")
+
+
+def _text_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value if value and not any(c.isspace() or c in "\"=" for c in value) else json.dumps(value)
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+class ExecutionLog:
+    """The log of one execution. Call it: ``log("RowsRead", step="validate", rows=10)``."""
+
+    def __init__(
+        self,
+        execution_id: str,
+        *,
+        file: Path | None = None,
+        stream: TextIO | None = None,
+        format: LogFormat = "text",
+        wall: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.execution_id = execution_id
+        self.path = file
+        self.stream = stream
+        self.format = format
+        self.wall = wall
+        self._file: TextIO | None = None
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            self._file = file.open("a", encoding="utf-8", buffering=1)
+
+    def __call__(self, event: str, *, step: str | None = None, level: str = "info", **fields: Any) -> None:
+        record = {"time": iso(self.wall()), "level": level, "execution_id": self.execution_id, "step": step,
+                  "event": event, **fields}
+        line = json.dumps(record, default=str, ensure_ascii=False)
+        if self._file is not None:
+            self._file.write(line + "\n")
+        if self.stream is not None:
+            self.stream.write((line if self.format == "json" else format_text(record)) + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """Where the runner writes execution logs: ``directory/<execution_id>.jsonl`` and/or ``stream``."""
+
+    directory: Path | None = None
+    stream: TextIO | None = None
+    format: LogFormat = "text"
+
+    def open(self, execution_id: str, wall: Callable[[], dt.datetime] = utcnow) -> ExecutionLog:
+        file = None if self.directory is None else Path(self.directory) / f"{execution_id}.jsonl"
+        return ExecutionLog(execution_id, file=file, stream=self.stream, format=self.format, wall=wall)
+
+
+def read_log(path: Path, format: LogFormat = "text") -> Iterator[str]:
+    """The lines of a log file as written (``json``) or rendered as plain lines (``text``)."""
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            if format == "json":
+                yield line
+                continue
+            try:
+                yield format_text(json.loads(line))
+            except json.JSONDecodeError:  # a line cut short by a killed process
+                yield line

@@ -1,0 +1,95 @@
+"""The command line as a user runs it: real processes, exit codes, output."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "retail_etl", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def count(project: Path, table: str, where: str = "") -> int:
+    out = cli("query", "--format", "csv", f"select count(*) from retail_etl.{table} {where}", cwd=project).stdout
+    rows = list(csv.reader(io.StringIO(out)))
+    return int(rows[1][0])
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("cli")
+    cli("init", "demo", cwd=base)
+    project = base / "demo"
+    cli("run", cwd=project)
+    return project
+
+
+def test_init_then_run_conserves_the_sample(project: Path) -> None:
+    sales = project / "data" / "sales.csv"
+    lines = sum(1 for ln in sales.read_bytes().split(b"\n")[1:] if ln.strip())
+    assert 9_000 <= lines <= 11_000
+    early = count(project, "sales_quarantine", "where stage <> 'transform'")
+    assert count(project, "sales_validated") + early == lines
+
+
+def test_quarantine_rows_name_file_line_and_rule(project: Path) -> None:
+    out = cli("query", "--format", "json", "select source_file, source_line, failed_rules from "
+              "retail_etl.sales_quarantine", cwd=project).stdout
+    rows = json.loads(out)
+    assert rows and all(r["source_file"] == "sales.csv" and r["source_line"] > 1 and r["failed_rules"] for r in rows)
+
+
+def test_second_run_is_a_no_op(project: Path) -> None:
+    before = cli("catalog", "list", cwd=project).stdout
+    out = cli("run", cwd=project).stdout
+    assert "nothing to do" in out
+    assert cli("catalog", "list", cwd=project).stdout == before
+
+
+def test_catalog_show(project: Path) -> None:
+    out = cli("catalog", "show", "retail_etl.sales_enriched", cwd=project).stdout
+    assert "sale_date (identity)" in out and "net_amount" in out and "append" in out
+
+
+def test_query_dialects_and_read_only(project: Path) -> None:
+    athena = cli("query", "--dialect", "athena", "--format", "csv",
+                 'SELECT date_format(sale_date, \'%Y-%m\') AS m, count(*) AS n FROM "retail_etl"."daily_sales" GROUP BY 1',
+                 cwd=project).stdout
+    assert athena.splitlines()[1].startswith("2024-01,")
+    refused = cli("query", "delete from retail_etl.sales_validated", cwd=project, check=False)
+    assert refused.returncode == 1 and "only read-only queries" in refused.stderr
+
+
+def test_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
+    missing = cli("run", cwd=tmp_path, check=False)
+    assert missing.returncode == 1
+    assert "no retail-etl.yaml found" in missing.stderr and "Traceback" not in missing.stderr
+    (tmp_path / "retail-etl.yaml").write_text("sources: {sales: {entity: sales, path: x, colums: {}}}\n")
+    bad = cli("run", cwd=tmp_path, check=False)
+    assert bad.returncode == 1 and "retail-etl.yaml:1: sources.sales.colums" in bad.stderr
+    usage = cli("query", "select 1", "--format", "xml", cwd=tmp_path, check=False)
+    assert usage.returncode == 2
+
+
+@pytest.mark.parametrize("command", [[], ["init"], ["run"], ["ingest"], ["query"], ["sample-data"],
+                                     ["catalog"], ["catalog", "list"], ["catalog", "show"]])
+def test_help_everywhere(command: list[str], tmp_path: Path) -> None:
+    out = cli(*command, "--help", cwd=tmp_path).stdout
+    assert "Usage" in out
+
+
+def test_sample_data_command(tmp_path: Path) -> None:
+    out = cli("sample-data", "--rows", "2000", "--days", "5", "--out", "gen", "--seed", "3", cwd=tmp_path).stdout
+    assert "2,000 sales lines" in out
+    assert (tmp_path / "gen" / "products.csv").exists()
