@@ -191,10 +191,12 @@ def run(sales: Path, products: Path, out: Path, memory_limit: str, threads: int 
     con = duckdb.connect()
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute(f"SET temp_directory = '{out / '_spill'}'")
+    con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads = {threads}")
     load_products(con, products)
     load_sales(con, sales)
+    con.execute("SET preserve_insertion_order = false")  # from here on, line order is the line_id column
     check_sales(con)
     enrich(con)
     write(con, "SELECT * EXCLUDE (line_id, failed_rules, record, raw_line) FROM checked WHERE len(failed_rules) = 0",

@@ -98,9 +98,8 @@ def check_sales(raw: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
     def present(col: str) -> pd.Series:
         return raw[col].str.strip() != ""
 
-    integer = df["line_number"].isna() | (df["line_number"] % 1 == 0)
     checks = {
-        "Parse.line_number": present("line_no") & (df["line_number"].isna() | ~integer),
+        "Parse.line_number": present("line_no") & df["line_number"].isna(),
         "Parse.sold_at": present("sold_at") & df["sold_at"].isna(),
         "Parse.quantity": present("qty") & df["quantity"].isna(),
         "Parse.unit_price": present("unit_price") & df["unit_price"].isna(),

@@ -22,6 +22,7 @@ class CanonicalColumn:
     type: str
     required: bool = False
     default_expr: str | None = None
+    blank_value: str | None = None  # a blank mapped value means this (e.g. no discount = 0)
     description: str = ""
 
 
@@ -67,7 +68,9 @@ SALES = Entity(
             default_expr="(net_amount + discount_amount) / NULLIF(quantity, 0)",
             description="Price of one unit before discount.",
         ),
-        CanonicalColumn("discount_amount", MONEY, default_expr="0", description="Discount on the whole line."),
+        CanonicalColumn(
+            "discount_amount", MONEY, default_expr="0", blank_value="0", description="Discount on the whole line."
+        ),
         CanonicalColumn(
             "net_amount",
             MONEY,

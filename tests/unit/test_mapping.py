@@ -104,3 +104,11 @@ def test_derived_columns_are_inlined_in_dependency_order() -> None:
 def test_mapping_errors(overrides: dict, message: str) -> None:
     with pytest.raises(MappingError, match=message):
         plan_source("s", _source(**overrides))
+
+
+def test_blank_discount_is_zero_but_garbage_is_a_parse_failure() -> None:
+    source = _source(columns={**_source().columns, "discount_amount": "Rabatt"})
+    blank, garbage = _run(source, [("B1", "05.03.2024 10:00", "f", "a", "2", "5,00".replace(",", "."), ""),
+                                   ("B2", "05.03.2024 10:00", "f", "a", "2", "5.00", "abc")])
+    assert blank["discount_amount"] == Decimal("0.00") and blank["Parse.discount_amount"] is True
+    assert garbage["Parse.discount_amount"] is False

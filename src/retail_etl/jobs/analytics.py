@@ -11,7 +11,7 @@ Returns (``is_return``) are lines with a negative quantity in a source that allo
 - margin          = sum(margin) of all lines = net_revenue - cost
 - transactions    = count(distinct transaction_id); lines = count(*)
 - distinct_customers = count(distinct customer_id), anonymous lines not counted
-- avg_basket_value = net_revenue / transactions, rounded to cents
+- avg_basket_value = net_revenue / transactions, rounded half away from zero to cents
 """
 
 from __future__ import annotations
@@ -19,7 +19,16 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 
-_MEASURES = """
+# net_revenue / transactions rounded half away from zero, in exact integer cents: a DECIMAL
+# division would go through DOUBLE and could round a half-cent the wrong way.
+_CENTS = "CAST(coalesce(sum(net_amount), 0) * 100 AS BIGINT)"
+_TXNS = "count(DISTINCT transaction_id)"
+_avg_basket = (
+    f"CAST(CAST(sign({_CENTS}) * ((2 * abs({_CENTS}) + {_TXNS}) // (2 * {_TXNS})) AS DECIMAL(18, 0)) "
+    "* CAST(0.01 AS DECIMAL(3, 2)) AS DECIMAL(18, 2)) AS avg_basket_value"
+)
+
+_MEASURES = f"""
     count(DISTINCT transaction_id) AS transactions,
     count(*) AS lines,
     coalesce(sum(quantity) FILTER (WHERE NOT is_return), 0) AS units_sold,
@@ -31,8 +40,7 @@ _MEASURES = """
     coalesce(sum(cost_amount), 0) AS cost,
     coalesce(sum(margin), 0) AS margin,
     count(DISTINCT customer_id) AS distinct_customers,
-    CAST(round(coalesce(sum(net_amount), 0) / count(DISTINCT transaction_id), 2) AS DECIMAL(18, 2))
-        AS avg_basket_value
+    {_avg_basket}
 """
 
 _CASTS = {

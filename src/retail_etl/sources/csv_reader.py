@@ -244,8 +244,8 @@ def load_csv(
     """
     path = Path(path)
     qt, qr = _qualified(table), _qualified(rejects_table)
-    _ensure_rejects_table(con, qr, rejects_table)
     layout = _read_layout(path, opts)
+    _ensure_rejects_table(con, qr, rejects_table)
 
     if layout.empty:
         _create_table(con, qt, table, layout.names)
@@ -253,9 +253,11 @@ def load_csv(
         return ReadResult(layout.names, 0, 0, blanks, "python")
 
     if _force != "python":
+        result: ReadResult | str
         if layout.codec.duckdb is None:
-            why = f"DuckDB cannot read encoding {opts.encoding}"
-            result: ReadResult | str = why
+            result = f"DuckDB cannot read encoding {opts.encoding}"
+        elif any(c in str(path) for c in "*?[{"):
+            result = "DuckDB would read the file name as a glob pattern"
         else:
             result = _load_duckdb(con, path, opts, layout, qt, qr, source_file)
         if isinstance(result, ReadResult):

@@ -5,7 +5,9 @@ Each canonical column gets one expression over the raw columns (all VARCHAR):
 - mapped numbers honour the decimal and thousands separators, then ``TRY_CAST``;
 - mapped dates and timestamps use the declared strftime format (``TRY_STRPTIME``) or ISO;
 - derived columns are the user's SQL over canonical names, and canonical defaults
-  (e.g. ``sale_date = CAST(sold_at AS DATE)``) fill what the source does not give.
+  (e.g. ``sale_date = CAST(sold_at AS DATE)``) fill what the source does not give;
+- a blank mapped value takes the source's ``defaults`` entry for that column, if any
+  (and a blank discount is 0).
 Derived expressions are inlined, so the whole projection is a single SELECT.
 A mapped value that is present but does not parse is reported by :func:`parse_failures`.
 """
@@ -41,6 +43,7 @@ class ParseCheck:
     source_column: str
     type: str
     format: str | None
+    parsed: exp.Expression  # the parse alone, before any default fills a blank
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,14 @@ def plan_source(name: str, source: SourceConfig) -> SourcePlan:
     for col in entity.columns:
         spec = source.column_spec(col.name)
         if spec is not None:
-            base[col.name] = _parse_expr(raw_col(spec.column), col.name, col.type, spec.format, source)
+            parsed = _parse_expr(raw_col(spec.column), col.name, col.type, spec.format, source)
+            fill = source.defaults.get(col.name, col.blank_value)
+            # A blank value takes the declared default.
+            base[col.name] = (
+                parsed if fill is None else exp.Coalesce(this=parsed.copy(), expressions=[exp.cast(_literal(fill), col.type)])
+            )
             if col.type != "VARCHAR":
-                checks.append(ParseCheck(col.name, spec.column, col.type, spec.format))
+                checks.append(ParseCheck(col.name, spec.column, col.type, spec.format, parsed.copy()))
         elif col.name in source.defaults:
             base[col.name] = exp.cast(_literal(source.defaults[col.name]), col.type)
 
@@ -129,7 +137,7 @@ def parse_failures(plan: SourcePlan) -> list[tuple[str, exp.Expression, exp.Expr
     for check in plan.parse_checks:
         raw = raw_col(check.source_column)
         present = exp.and_(exp.not_(raw.is_(exp.null())), exp.NEQ(this=exp.Trim(this=raw), expression=exp.Literal.string("")))
-        parsed_ok = exp.not_(plan.columns[check.column].copy().is_(exp.null()))
+        parsed_ok = exp.not_(check.parsed.copy().is_(exp.null()))
         passes = exp.or_(exp.not_(exp.paren(present)), exp.paren(parsed_ok))
         expected = f"a date/time in format {check.format}" if check.format else _type_words(check.type)
         message = exp.Concat(

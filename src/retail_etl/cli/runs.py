@@ -1,0 +1,147 @@
+"""``retail-etl runs list|show`` and ``retail-etl logs``: workflow executions, their attempts and logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from retail_etl.workflow.logging import read_log
+from retail_etl.workflow.state import STATUSES, Execution, ExecutionNotFoundError, WorkflowState
+
+app = typer.Typer(
+    help="List and inspect workflow executions: status, input, error, every step attempt.", no_args_is_help=True
+)
+
+ConfigOption = Annotated[
+    Optional[Path],  # noqa: UP007 - typer needs Optional
+    typer.Option("--config", "-c", help="Path to retail-etl.yaml (default: found from the current folder up)."),
+]
+_STYLE = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow", "ABORTED": "magenta", "SKIPPED": "dim"}
+
+
+def lake_paths(config: Path | None) -> tuple[Path, Path]:
+    """(state database, logs folder) of the configuration's lake."""
+    from retail_etl.config.loader import load_config
+
+    lake = Path(load_config(config).lake_root())
+    return lake / "_state" / "state.db", lake / "_logs"
+
+
+def _state(config: Path | None) -> WorkflowState | None:
+    """The state database, or None when no execution was ever recorded (nothing is created)."""
+    db, _ = lake_paths(config)
+    return WorkflowState(db) if db.exists() else None
+
+
+def _time(value: str | None) -> str:
+    return value[:19].replace("T", " ") if value else "-"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _status(value: str) -> Text:
+    return Text(value, style=_STYLE.get(value, ""))
+
+
+@app.command("list")
+def list_runs(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show this many, newest first.")] = 20,
+    status: Annotated[Optional[str], typer.Option("--status", help="Only RUNNING, SUCCEEDED, FAILED or ABORTED.")] = None,  # noqa: UP007
+    config: ConfigOption = None,
+) -> None:
+    """Executions, newest first: status, start, duration, error."""
+    if status is not None and status.upper() not in STATUSES:
+        raise typer.BadParameter(f"choose one of {', '.join(STATUSES)}", param_hint="--status")
+    console = Console()
+    state = _state(config)
+    executions = state.executions(limit=limit, status=status and status.upper()) if state else []
+    if not executions:
+        console.print("no executions" + (f" with status {status.upper()}" if status else " yet"))
+        return
+    table = Table("execution", "workflow", "status", "started (UTC)", "duration", "error", "resumed from")
+    for e in executions:
+        table.add_row(e.id, e.workflow, _status(e.status), _time(e.started_at), _seconds(e.duration_s),
+                      Text(e.error or ""), e.resumed_from or "")
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    execution_id: Annotated[str, typer.Argument(help="Execution id (or a unique prefix of it).")],
+    events: Annotated[bool, typer.Option("--events", help="Also list the event history.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """One execution: status, input, start and end, error and cause, then every attempt of every step."""
+    console = Console()
+    execution = _find(config, execution_id)
+    for label, value in _summary(execution):
+        console.print(Text.assemble((f"{label:<13}", "bold"), value))
+    steps = Table("step", "attempt", "status", "started (UTC)", "duration", "delay before", "rows in", "rows out",
+                  "quarantined", "error", title="steps")
+    for r in execution.steps:
+        error = f"{r.error}: {r.cause}" if r.error else ""
+        steps.add_row(r.step, str(r.attempt) if r.attempt else "-", _status(r.status), _time(r.started_at),
+                      _seconds(r.duration_s), _seconds(r.delay_before_s) if r.delay_before_s else "-",
+                      _count(r.rows_in), _count(r.rows_out), _count(r.rows_quarantined), Text(error))
+    console.print(steps)
+    if events:
+        history = Table("seq", "time (UTC)", "type", "step", "details", title="events")
+        for ev in _state_of(config).events(execution.id):
+            history.add_row(str(ev.seq), ev.time[11:23], ev.type, ev.step or "",
+                            Text(json.dumps(ev.details, ensure_ascii=False) if ev.details else ""))
+        console.print(history)
+
+
+def _summary(e: Execution) -> list[tuple[str, Text | str]]:
+    rows: list[tuple[str, Text | str]] = [
+        ("execution", e.id), ("workflow", e.workflow), ("status", _status(e.status)),
+        ("input", Text(json.dumps(e.input, ensure_ascii=False))), ("started", f"{_time(e.started_at)} UTC"),
+        ("ended", f"{_time(e.ended_at)} UTC" if e.ended_at else "-"), ("duration", _seconds(e.duration_s)),
+    ]
+    if e.error or e.cause:
+        rows += [("error", Text(e.error or "")), ("cause", Text(e.cause or ""))]
+    if e.resumed_from:
+        rows.append(("resumed from", e.resumed_from))
+    rows.append(("process", f"{e.pid} on {e.host}"))
+    return rows
+
+
+def _state_of(config: Path | None) -> WorkflowState:
+    state = _state(config)
+    if state is None:
+        raise ExecutionNotFoundError("no executions recorded yet", hint="run `retail-etl run` first")
+    return state
+
+
+def _find(config: Path | None, execution_id: str) -> Execution:
+    return _state_of(config).execution(execution_id)
+
+
+def logs_command(
+    execution_id: Annotated[str, typer.Argument(help="Execution id (or a unique prefix of it).")],
+    log_format: Annotated[str, typer.Option("--log-format", help="text (plain lines) or json (as stored).")] = "text",
+    config: ConfigOption = None,
+) -> None:
+    """Print an execution's log (<lake>/_logs/<execution_id>.jsonl)."""
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("choose text or json", param_hint="--log-format")
+    execution = _find(config, execution_id)
+    _, logs = lake_paths(config)
+    path = logs / f"{execution.id}.jsonl"
+    if not path.exists():
+        raise ExecutionNotFoundError(f"no log file for {execution.id} at {path}",
+                                     hint="the log folder may have been cleaned up")
+    for line in read_log(path, log_format):  # type: ignore[arg-type]
+        typer.echo(line)
