@@ -93,3 +93,26 @@ def test_sample_data_command(tmp_path: Path) -> None:
     out = cli("sample-data", "--rows", "2000", "--days", "5", "--out", "gen", "--seed", "3", cwd=tmp_path).stdout
     assert "2,000 sales lines" in out
     assert (tmp_path / "gen" / "products.csv").exists()
+
+
+def test_ingest_keeps_raw_files_unchanged_and_checksummed(project: Path, tmp_path: Path) -> None:
+    import hashlib
+
+    extra = tmp_path / "sales_extra.csv"
+    lines = (project / "data" / "sales.csv").read_bytes().split(b"\n")
+    extra.write_bytes(b"\n".join([lines[0], *(ln.replace(b"R", b"Z", 1) for ln in lines[1:21])]) + b"\n")
+    out = cli("ingest", "sales", str(extra), cwd=project).stdout
+    assert "ingested sales_extra.csv" in out
+    again = cli("ingest", "sales", str(extra), cwd=project).stdout
+    assert "already ingested" in again
+    manifest = [json.loads(ln) for ln in (project / "lake" / "raw" / "sales" / "_manifest.jsonl").read_text().splitlines()]
+    entry = [m for m in manifest if m["name"] == "sales_extra.csv"]
+    assert len(entry) == 1
+    raw = project / "lake" / entry[0]["path"]
+    assert raw.read_bytes() == extra.read_bytes()
+    assert hashlib.sha256(raw.read_bytes()).hexdigest() == entry[0]["sha256"]
+    assert "ingest_date=" in entry[0]["path"]
+    before = count(project, "sales_validated")
+    cli("run", cwd=project)
+    after = count(project, "sales_validated", "where source_file = 'sales_extra.csv'")
+    assert count(project, "sales_validated") == before + after and after > 0
