@@ -78,7 +78,7 @@ def assert_accounted(path: Path, opts: CsvOptions, loaded: Loaded) -> None:
     """Every physical line after the header is exactly one of: a row's first line, a
     continuation line of a multi-line row, a reject, or a blank line."""
     text = path.read_bytes().decode(opts.encoding, errors="replace")
-    physical = text.split("\n")
+    physical = text.split("\n") if text else []
     if text.endswith("\n"):
         physical.pop()
     first = opts.skip_rows + (2 if opts.header else 1)
@@ -301,6 +301,21 @@ def test_mixed_line_endings_and_stray_cr(con, tmp_path: Path) -> None:
     assert got.rows == [(2, "1", "2"), (3, "3", "4"), (4, "5\r6", "7")]
 
 
+def test_lone_carriage_returns_are_text(con, tmp_path: Path) -> None:
+    # DuckDB would silently read "\r1,2" as the row (1, 2): a lone CR sends the file to
+    # the Python reader, which keeps it as text.
+    path = write(tmp_path, b"a,b\n\r1,2\n3,4\n")
+    got = load(con, path)
+    assert got.result.reader == "python"
+    assert got.rows == [(2, "\r1", "2"), (3, "3", "4")]
+
+
+def test_cr_only_line_breaks(con, tmp_path: Path) -> None:
+    path = write(tmp_path, b"a,b\r1,2\r3,4\r")
+    with pytest.raises(SourceError, match="carriage return"):
+        read_header(path, CsvOptions())
+
+
 # --------------------------------------------------------------------------- encodings
 
 
@@ -327,14 +342,10 @@ def test_utf16_with_bom(con, tmp_path: Path) -> None:
     got = load_both(con, path, CsvOptions(encoding="utf-16"))
     assert got.rows == [(2, "1", "é"), (5, "3", "€")]
     assert got.rejects == [(4, "2", "wrong field count: expected 2, found 1")]
-    be = write(tmp_path, codecs_bom_be(text), "be.csv")
+    be = write(tmp_path, b"\xfe\xff" + text.encode("utf-16-be"), "be.csv")
     got_be = load(con, be, CsvOptions(encoding="utf-16"))
-    assert got_be.result.reader == "python"
+    assert got_be.result.reader == "python"  # DuckDB reads UTF-16 LE only
     assert (got_be.rows, got_be.rejects) == (got.rows, got.rejects)
-
-
-def codecs_bom_be(text: str) -> bytes:
-    return b"\xfe\xff" + text.encode("utf-16-be")
 
 
 def test_unknown_encoding(con, tmp_path: Path) -> None:
@@ -466,6 +477,16 @@ def test_schema_qualified_tables(con, tmp_path: Path) -> None:
     assert con.execute("SELECT _source_line, a FROM raw.sales").fetchall() == [(2, "1")]
 
 
+def test_no_helper_tables_left_behind(con, tmp_path: Path) -> None:
+    load(con, write(tmp_path, "a,b\n1\n2,3\n", "fast.csv"))
+    load(con, write(tmp_path, 'a,b\n1,"x\ny"\n4\n', "slow.csv"))
+    with pytest.raises(SourceError):
+        load(con, write(tmp_path, 'a,b\n"x\ny",2\n', "forced.csv"), force="duckdb")
+    names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+    assert [n for n in names if n.startswith("_retail_etl")] == []
+    assert len([n for n in names if n.startswith("t")]) == 2  # the failed load left no table
+
+
 def test_missing_file(con, tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="cannot open"):
         load(con, tmp_path / "nope.csv")
@@ -473,8 +494,9 @@ def test_missing_file(con, tmp_path: Path) -> None:
 
 def test_insertion_order_setting_is_restored(con, tmp_path: Path) -> None:
     con.execute("SET preserve_insertion_order = false")
-    got = load(con, write(tmp_path, "a\n1\n2\n\n3\n"))
-    assert got.rows == [(2, "1"), (3, "2"), (5, "3")] or got.result.reader == "python"
+    got = load(con, write(tmp_path, "a,b\n1,x\n2,y\n\n3,z\n"))
+    assert got.result.reader == "duckdb"
+    assert got.rows == [(2, "1", "x"), (3, "2", "y"), (5, "3", "z")]
     assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0] is False
 
 

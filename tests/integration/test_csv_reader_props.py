@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections.abc import Iterator
 from dataclasses import replace
@@ -13,13 +14,16 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from retail_etl.config.model import CsvOptions
-from retail_etl.sources.csv_reader import load_csv
+from retail_etl.sources import csv_lines
+from retail_etl.sources.csv_reader import ReadResult, load_csv
 
 _counter = itertools.count()
 
 PLAIN = st.text(alphabet="abcxyz019 .-é€ü", max_size=6)
 QUOTED_BODY = st.text(alphabet='ab ,;\t"\n\r\\é', max_size=8)
 ONE_LINE_BODY = st.text(alphabet='ab ,;\t"\\é', max_size=8)
+#: Bytes invalid in each encoding (latin-1 has none).
+INVALID = {"utf-8": [b"\xff", b"\xc3", b"\xe2\x82", b"\x80"], "utf-16": [b"\x00\xd8"], "latin-1": []}
 
 
 @st.composite
@@ -28,20 +32,21 @@ def field(draw: st.DrawFn, delim: str, escape: str, multiline: bool) -> str:
     if kind == "empty":
         return ""
     if kind == "plain":
-        text = draw(PLAIN)
-        return text.replace(delim, "") if delim in text else text
+        return draw(PLAIN).replace(delim, "")
     body = draw(QUOTED_BODY if multiline else ONE_LINE_BODY)
     if escape == '"':
         body = body.replace('"', '""')
     else:
         body = body.replace("\\", "\\\\").replace('"', '\\"')
     if kind == "spaced":  # DuckDB drops one leading and any trailing spaces around quotes
-        return " " + '"' + body + '"' + draw(st.sampled_from(["", " ", "  "]))
+        return ' "' + body + '"' + draw(st.sampled_from(["", " ", "  "]))
     return '"' + body + '"'
 
 
 @st.composite
 def dirty_csv(draw: st.DrawFn) -> tuple[bytes, CsvOptions]:
+    """A small CSV file with every kind of dirt, and the options to read it."""
+    encoding = draw(st.sampled_from(["utf-8"] * 6 + ["latin-1", "utf-16"]))
     delim = draw(st.sampled_from([",", ";", "\t"]))
     escape = draw(st.sampled_from(['"', '"', '"', "\\"]))
     ncols = draw(st.integers(1, 4))
@@ -50,36 +55,51 @@ def dirty_csv(draw: st.DrawFn) -> tuple[bytes, CsvOptions]:
     # Half the files keep every record on one line (no newline in quotes, no stray quote),
     # so the DuckDB reader applies and is compared with the Python reader.
     multiline = draw(st.booleans())
-    header = delim.join(f"c{i}" for i in range(ncols))
-    lines: list[bytes] = []
+    header = draw(st.sampled_from([True, True, True, False]))
+    skip = draw(st.sampled_from([0, 0, 0, 1, 2]))
+
+    def encode(text: str) -> bytes:
+        return text.encode("utf-16-le" if encoding == "utf-16" else encoding, errors="replace")
+
+    out = [encode(draw(st.sampled_from(["report", 'title "x', "", "a;b,c"])) + eol) for _ in range(skip)]
+    if header:
+        out.append(encode(delim.join(f"c{i}" for i in range(ncols)) + eol))
+    kinds = ["good"] * 6 + ["short", "long", "blank", "junk", "stray_cr"]
+    kinds += ["invalid"] if INVALID[encoding] else []
+    kinds += ["unbalanced"] if multiline else []
     for _ in range(draw(st.integers(0, 12))):
-        kind = draw(
-            st.sampled_from(
-                ["good"] * 6 + ["short", "long", "blank", "invalid", "junk"] + (["unbalanced"] if multiline else [])
-            )
-        )
+        kind = draw(st.sampled_from(kinds))
         if kind in ("good", "short", "long", "invalid"):
             n = ncols + {"short": -1, "long": 1}.get(kind, 0)
-            if n < 1:
-                n = ncols + 1
-            text = delim.join(draw(field(delim, escape, multiline)) for _ in range(n))
-            raw = text.encode()
+            raw = encode(delim.join(draw(field(delim, escape, multiline)) for _ in range(n or ncols + 1)))
             if kind == "invalid":
-                at = draw(st.integers(0, len(raw)))
-                raw = raw[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\xe2\x82", b"\x80"])) + raw[at:]
+                at = draw(st.integers(0, len(raw) // 2)) * (2 if encoding == "utf-16" else 1)
+                raw = raw[:at] + draw(st.sampled_from(INVALID[encoding])) + raw[at:]
         elif kind == "blank":
-            raw = draw(st.sampled_from(["", "", "  ", "\t", " \t "])).encode()
+            raw = encode(draw(st.sampled_from(["", "", "  ", "\t", " \t "])))
+        elif kind == "stray_cr":
+            raw = encode(draw(st.sampled_from(["\r", "x\r", "\r "])) + delim * (ncols - 1))
         elif kind == "unbalanced":
-            raw = (draw(PLAIN) + delim + '"' + draw(PLAIN)).encode()
+            raw = encode(draw(PLAIN) + delim + '"' + draw(PLAIN))
         else:
-            raw = ('"' + draw(PLAIN) + '"x' + delim * (ncols - 1)).encode()
-        end = draw(st.sampled_from(["\n", "\r\n"])) if mixed_eol else eol
-        lines.append(raw + end.encode())
-    data = (header + eol).encode() + b"".join(lines)
-    if data.endswith(eol.encode()) and draw(st.booleans()):
-        data = data[: -len(eol)]  # no final newline
+            raw = encode('"' + draw(PLAIN) + '"x' + delim * (ncols - 1))
+        out.append(raw + encode(draw(st.sampled_from(["\n", "\r\n"])) if mixed_eol else eol))
+    data = b"".join(out)
+    if data.endswith(encode(eol)) and draw(st.booleans()):
+        data = data[: -len(encode(eol))]  # no final newline
+    if encoding == "utf-16":
+        data = b"\xff\xfe" + data
     nulls = draw(st.sampled_from([("",), (), ("", "NA")]))
-    return data, CsvOptions(delimiter=delim, escape=escape, null_values=nulls)
+    opts = CsvOptions(
+        delimiter=delim,
+        escape=escape,
+        null_values=nulls,
+        encoding=encoding,
+        header=header,
+        skip_rows=skip,
+        column_names=None if header else tuple(f"c{i}" for i in range(ncols)),
+    )
+    return data, opts
 
 
 @pytest.fixture(scope="module")
@@ -101,11 +121,15 @@ def _load(con: duckdb.DuckDBPyConnection, tmp: Path, data: bytes, opts: CsvOptio
     return result, rows, rejects
 
 
-def _check_accounting(data: bytes, opts: CsvOptions, result, rows, rejects) -> None:
-    physical = data.split(b"\n")
-    if data.endswith(b"\n"):
+def _check_accounting(data: bytes, opts: CsvOptions, result: ReadResult, rows: list, rejects: list) -> None:
+    """Every non-blank physical line after the header is a row's first line, a continuation
+    line of a multi-line row, or a reject -- exactly once; the others are blank_lines."""
+    text = data.decode(opts.encoding, errors="replace")
+    physical = text.split("\n") if text else []
+    if text.endswith("\n"):
         physical.pop()
-    after_header = range(2, len(physical) + 1)
+    first = opts.skip_rows + (2 if opts.header else 1)
+    after_header = range(first, len(physical) + 1)
     covered: list[int] = []
     for row in rows:
         span = 1 + sum(v.count("\n") for v in row[2:] if v is not None)
@@ -117,8 +141,7 @@ def _check_accounting(data: bytes, opts: CsvOptions, result, rows, rejects) -> N
     covered_set = set(covered)
     rest = [n for n in after_header if n not in covered_set]
     for n in rest:
-        text = physical[n - 1].decode("utf-8", errors="replace")
-        assert not text.strip(ws), f"line {n} ({text!r}) was dropped"
+        assert not physical[n - 1].strip(ws), f"line {n} ({physical[n - 1]!r}) was dropped"
     assert len(rest) == result.blank_lines
     assert result.rows == len(rows) and result.rejected == len(rejects)
     assert [r[1] for r in rows] == sorted(r[1] for r in rows), "rows out of file order"
@@ -138,3 +161,48 @@ def test_every_line_accounted_and_readers_agree(
         assert rows == py_rows
         assert rejects == py_rejects
         assert replace(result, reader="python") == py_result
+
+
+# --------------------------------------------------------------------------- line scanning
+
+PIECES = [b"a", b"bc", b",", b'"', b" ", b"\n", b"\n", b"\r", b"\r\n", b"\xff", b"\xc3\xa9", b"\xe2\x82"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    pieces=st.lists(st.sampled_from(PIECES), max_size=40),
+    chunk=st.integers(1, 9),
+    utf16=st.booleans(),
+    wanted=st.sets(st.integers(1, 45), max_size=6),
+)
+def test_line_scanning_does_not_depend_on_chunk_boundaries(
+    pieces: list[bytes], chunk: int, utf16: bool, wanted: set[int]
+) -> None:
+    raw = b"".join(pieces)
+    if utf16:  # same text as UTF-16 with a BOM (invalid UTF-8 bytes become U+FFFD)
+        text = raw.decode("utf-8", errors="replace")
+        data = b"\xff\xfe" + text.encode("utf-16-le")
+        fc = csv_lines.resolve_codec("utf-16", data)
+        expected = text.split("\n") if text else []
+    else:
+        data = raw
+        fc = csv_lines.resolve_codec("utf-8", data)
+        expected = [line.decode("utf-8", errors="retail_etl.mark") for line in raw.split(b"\n")] if raw else []
+    if expected and expected[-1] == "":
+        expected.pop()  # a final "\n" ends the last line, it does not start one
+
+    scan = csv_lines.scan_lines(io.BytesIO(data), fc, chunk_bytes=chunk)
+    assert scan.total == len(expected)
+    assert scan.empty.tolist() == [i for i, s in enumerate(expected, 1) if s in ("", "\r")]
+    assert scan.lone_cr == raw.count(b"\r") - raw.count(b"\r\n")
+
+    blocks = list(csv_lines.iter_line_blocks(io.BytesIO(data), fc, chunk_bytes=chunk))
+    assert [s for _, lines, _ in blocks for s in lines] == expected
+    firsts = list(itertools.accumulate([1] + [len(lines) for _, lines, _ in blocks]))
+    assert [first for first, _, _ in blocks] == firsts[:-1]
+    for _, lines, marks in blocks:
+        if any(csv_lines.first_invalid_byte(s) is not None for s in lines):
+            assert marks
+
+    got = csv_lines.fetch_lines(io.BytesIO(data), fc, wanted, chunk_bytes=chunk)
+    assert got == {n: expected[n - 1] for n in wanted if n <= len(expected)}

@@ -20,7 +20,12 @@ Field splitting follows DuckDB's ``read_csv(strict_mode=true)`` so both readers 
   character outside quotes);
 * a closing quote followed by anything but spaces and the delimiter is an error
   (``unexpected character after closing quote``); a quote still open at the end of the
-  text is ``unterminated quote``.
+  text is ``unterminated quote``;
+* extra trailing fields that are all null strings are dropped (``1,2,`` has 2 fields
+  when ``""`` is a null string); other extra or missing fields reject the record.
+
+Blank lines (empty, or only spaces, tabs, CR, FF, VT -- the delimiter excepted) are not
+records. A CR that does not end a line is text.
 """
 
 from __future__ import annotations
@@ -30,9 +35,9 @@ import re
 from array import array
 from bisect import bisect_left
 from collections import deque
-from itertools import islice
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import BinaryIO, Final
 
 import numpy as np
@@ -46,15 +51,14 @@ MAX_RECORD_LINES: Final = 1000
 CHUNK_BYTES: Final = 1 << 22
 
 _MARK_ERRORS: Final = "retail_etl.mark"
-_UNMARK_ERRORS: Final = "retail_etl.unmark"
-_MARK_RE: Final = re.compile("[\udc00-\udcff]")
+_MARK_RE: Final = re.compile("[\udc00-\udcff]+")
 
 # Record parse outcomes.
 OK: Final = 0
 OPEN: Final = 1  # a quoted field is still open at the end of the text
 JUNK: Final = 2  # something other than spaces/the delimiter follows a closing quote
 
-# What a line or record is (iter_records, classify_line).
+# What classify_line finds a line to be.
 ROW: Final = 10
 REJECT: Final = 11
 BLANK: Final = 12
@@ -76,17 +80,7 @@ def _mark(exc: UnicodeError) -> tuple[str, int]:
     return "".join(chr(0xDC00 + b) for b in bad), exc.end
 
 
-def _unmark(exc: UnicodeError) -> tuple[bytes, int]:
-    if not isinstance(exc, UnicodeEncodeError):
-        raise exc
-    bad = exc.object[exc.start : exc.end]
-    if not all(0xDC00 <= ord(c) <= 0xDCFF for c in bad):
-        raise exc
-    return bytes(ord(c) - 0xDC00 for c in bad), exc.end
-
-
 codecs.register_error(_MARK_ERRORS, _mark)
-codecs.register_error(_UNMARK_ERRORS, _unmark)
 
 
 # --------------------------------------------------------------------------- encodings
@@ -147,14 +141,26 @@ def resolve_codec(encoding: str, head: bytes) -> FileCodec:
 def first_invalid_byte(line: str) -> int | None:
     """The first byte of ``line`` that did not decode, or None."""
     m = _MARK_RE.search(line)
-    return None if m is None else ord(m.group()) - 0xDC00
+    return None if m is None else ord(m.group()[0]) - 0xDC00
+
+
+def raw_bytes(line: str, fc: FileCodec) -> bytes:
+    """The original bytes of a decoded line (markers turned back into their bytes)."""
+    out: list[bytes] = []
+    pos = 0
+    for m in _MARK_RE.finditer(line):
+        out.append(line[pos : m.start()].encode(fc.codec))
+        out.append(bytes(ord(c) - 0xDC00 for c in m.group()))
+        pos = m.end()
+    out.append(line[pos:].encode(fc.codec))
+    return b"".join(out)
 
 
 def raw_text(line: str, fc: FileCodec) -> str:
     """``line`` as valid text: its original bytes decoded with errors='replace'."""
     if _MARK_RE.search(line) is None:
         return line
-    return line.encode(fc.codec, errors=_UNMARK_ERRORS).decode(fc.codec, errors="replace")
+    return raw_bytes(line, fc).decode(fc.codec, errors="replace")
 
 
 def line_too_long(line: str, fc: FileCodec) -> bool:
@@ -164,7 +170,7 @@ def line_too_long(line: str, fc: FileCodec) -> bool:
         return False
     if n >= MAX_RECORD_BYTES:
         return True
-    return len(line.encode(fc.codec, errors=_UNMARK_ERRORS)) + 1 > MAX_RECORD_BYTES
+    return len(raw_bytes(line, fc)) + 1 > MAX_RECORD_BYTES
 
 
 # --------------------------------------------------------------------------- lines
@@ -218,10 +224,13 @@ class LineScan:
 
     ``total``: physical lines in the file. ``empty``: sorted 1-based numbers of the lines
     that are empty or a lone ``\\r`` (whitespace-only lines are not listed).
+    ``lone_cr``: carriage returns not followed by ``\\n`` (DuckDB may take them for line
+    breaks; this reader keeps them as text).
     """
 
     total: int
     empty: np.ndarray
+    lone_cr: int
 
 
 def scan_lines(f: BinaryIO, fc: FileCodec, chunk_bytes: int = CHUNK_BYTES) -> LineScan:
@@ -241,9 +250,15 @@ def scan_lines(f: BinaryIO, fc: FileCodec, chunk_bytes: int = CHUNK_BYTES) -> Li
     empty = array("q")
     line = 1  # number of the line starting at offset 0 of `buf`
     carry = nl[:0]
+    crs = crnls = 0
+    cr_at_end = False
     while True:
         chunk = f.read(chunk_bytes)
         buf = decode(chunk, not chunk)
+        crs += buf.count(cr)
+        crnls += buf.count(crnl) + (cr_at_end and buf.startswith(nl))
+        if buf:
+            cr_at_end = buf.endswith(cr)
         if carry:
             buf = carry + buf
         last = buf.rfind(nl)
@@ -279,7 +294,8 @@ def scan_lines(f: BinaryIO, fc: FileCodec, chunk_bytes: int = CHUNK_BYTES) -> Li
         total = line
     else:
         total = line - 1
-    return LineScan(total, np.frombuffer(empty, dtype=np.int64) if empty else np.zeros(0, np.int64))
+    empty_lines = np.frombuffer(empty, dtype=np.int64) if empty else np.zeros(0, np.int64)
+    return LineScan(total, empty_lines, crs - crnls)
 
 
 def fetch_lines(f: BinaryIO, fc: FileCodec, wanted: Iterable[int], chunk_bytes: int = CHUNK_BYTES) -> dict[int, str]:
@@ -654,6 +670,7 @@ __all__ = [
     "iter_line_blocks",
     "iter_records",
     "line_too_long",
+    "raw_bytes",
     "raw_text",
     "resolve_codec",
     "scan_lines",

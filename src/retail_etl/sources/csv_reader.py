@@ -22,6 +22,24 @@ Two readers, one result:
   (multi-line records, an unterminated quote, blank lines DuckDB does not skip ...), when
   DuckDB raises, and for encodings DuckDB cannot read (anything but UTF-8, Latin-1 and
   UTF-16 LE with a BOM).
+
+DuckDB 2.0 behaviours this module works around (found while building it):
+
+* blank lines are skipped silently, except in a single-column file (a NULL row each);
+  whitespace-only lines are rejected as MISSING COLUMNS (here: blank lines);
+* an unterminated quote swallows the rest of the file into one reject;
+* a line with missing columns yields one reject row per missing column, and its
+  ``csv_line`` may start with the preceding blank lines or ``\n``; ``line_byte_position``
+  then points at the blank line (not used here: lines are re-read by number);
+* extra trailing fields whose values are null strings are dropped, not rejected
+  (``1,2,`` is a 2-column row); the Python reader does the same;
+* one space before and any spaces after a quoted field are dropped (``1, "a" ,2``);
+* ``nullstr`` cannot be an empty list (a sentinel stands for "no null strings");
+* mixed line endings or a CR in an unquoted field make strict mode raise, but a CR at the
+  start of a line is silently dropped -- so a file with lone CRs takes the Python path;
+* a path containing glob characters is read as a glob pattern;
+* on a connection, a result left unfetched (``fetchone()``) blocks ``register()`` and
+  other statements: everything here runs to completion (``_run``/``_scalar``).
 """
 
 from __future__ import annotations
@@ -52,6 +70,7 @@ from retail_etl.sources.csv_lines import (
     UNCLOSED,
     Dialect,
     FileCodec,
+    LineScan,
     classify_line,
     fetch_lines,
     first_invalid_byte,
@@ -122,6 +141,7 @@ def _read_layout(path: Path, opts: CsvOptions) -> _Layout:
         header_no = opts.skip_rows + 1
         blocks = iter_line_blocks(f, fc, chunk_bytes=1 << 16)
         line: str | None = None
+        rest: list[str] = []
         for first, lines, _ in blocks:
             if first + len(lines) > header_no:
                 line = lines[header_no - first]
@@ -142,6 +162,12 @@ def _read_layout(path: Path, opts: CsvOptions) -> _Layout:
                 f"{where} is blank but data follows",
                 path=str(path),
                 hint="set csv.skip_rows to the number of lines before the header",
+            )
+        if "\r" in body:
+            raise SourceError(
+                f"{where} holds a carriage return",
+                path=str(path),
+                hint="the file may use old Mac (CR-only) line breaks: convert it to LF or CRLF",
             )
         bad = first_invalid_byte(body)
         if bad is not None:
@@ -287,6 +313,8 @@ def _load_duckdb(
     empty = scan.empty[scan.empty >= first]
     if len(names) == 1 and len(empty):
         return "a single-column file with empty lines (DuckDB reads them as NULL rows)"
+    if scan.lone_cr:
+        return f"{scan.lone_cr} carriage return(s) not ending a line (DuckDB may read them as line breaks)"
 
     tag = uuid.uuid4().hex[:12]
     rej_tab, scan_tab = f"_retail_etl_rejects_{tag}", f"_retail_etl_scans_{tag}"
@@ -347,7 +375,7 @@ def _vouch(
     layout: _Layout,
     qt: str,
     rej_tab: str,
-    scan,  # LineScan
+    scan: LineScan,
     empty: np.ndarray,
     n_lines: int,
 ) -> tuple[int, list[tuple[int, str, str]], list[int]] | str:
