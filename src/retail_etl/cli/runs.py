@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -39,6 +40,11 @@ def _state(config: Path | None) -> WorkflowState | None:
     return WorkflowState(db) if db.exists() else None
 
 
+def _table(*columns: str, title: str | None = None) -> Table:
+    return Table(*columns, title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                 collapse_padding=True)
+
+
 def _time(value: str | None) -> str:
     return value[:19].replace("T", " ") if value else "-"
 
@@ -58,7 +64,9 @@ def _status(value: str) -> Text:
 @app.command("list")
 def list_runs(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show this many, newest first.")] = 20,
-    status: Annotated[Optional[str], typer.Option("--status", help="Only RUNNING, SUCCEEDED, FAILED or ABORTED.")] = None,  # noqa: UP007
+    status: Annotated[
+        Optional[str], typer.Option("--status", help="Only RUNNING, SUCCEEDED, FAILED or ABORTED.")  # noqa: UP007
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Executions, newest first: status, start, duration, error."""
@@ -70,10 +78,21 @@ def list_runs(
     if not executions:
         console.print("no executions" + (f" with status {status.upper()}" if status else " yet"))
         return
-    table = Table("execution", "workflow", "status", "started (UTC)", "duration", "error", "resumed from")
+    several = len({e.workflow for e in executions}) > 1
+    resumed = any(e.resumed_from for e in executions)
+    table = _table()
+    table.add_column("execution", no_wrap=True)
+    if several:
+        table.add_column("workflow")
+    for name in ("status", "started (UTC)", "duration"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("error", overflow="fold")
+    if resumed:
+        table.add_column("resumed from", no_wrap=True)
     for e in executions:
-        table.add_row(e.id, e.workflow, _status(e.status), _time(e.started_at), _seconds(e.duration_s),
-                      Text(e.error or ""), e.resumed_from or "")
+        cells: list[Text | str] = [e.id, *([e.workflow] if several else []), _status(e.status), _time(e.started_at),
+                                   _seconds(e.duration_s), Text(e.error or "")]
+        table.add_row(*cells, *([e.resumed_from or ""] if resumed else []))
     console.print(table)
 
 
@@ -88,16 +107,21 @@ def show(
     execution = _find(config, execution_id)
     for label, value in _summary(execution):
         console.print(Text.assemble((f"{label:<13}", "bold"), value))
-    steps = Table("step", "attempt", "status", "started (UTC)", "duration", "delay before", "rows in", "rows out",
-                  "quarantined", "error", title="steps")
+    steps = _table(title="steps")
+    for name in ("step", "attempt", "status", "duration", "delay", "rows in", "rows out", "quarantined"):
+        steps.add_column(name, no_wrap=True, justify="right" if name.startswith(("rows", "quar")) else "left")
+    causes = []
     for r in execution.steps:
-        error = f"{r.error}: {r.cause}" if r.error else ""
-        steps.add_row(r.step, str(r.attempt) if r.attempt else "-", _status(r.status), _time(r.started_at),
-                      _seconds(r.duration_s), _seconds(r.delay_before_s) if r.delay_before_s else "-",
-                      _count(r.rows_in), _count(r.rows_out), _count(r.rows_quarantined), Text(error))
+        steps.add_row(r.step, str(r.attempt) if r.attempt else "-", _status(r.status), _seconds(r.duration_s),
+                      _seconds(r.delay_before_s) if r.delay_before_s else "-", _count(r.rows_in), _count(r.rows_out),
+                      _count(r.rows_quarantined))
+        if r.error:
+            causes.append(Text(f"  {r.step} attempt {r.attempt}: {r.error}: {r.cause}"))
     console.print(steps)
+    if causes:
+        console.print("errors:", *causes, sep="\n")
     if events:
-        history = Table("seq", "time (UTC)", "type", "step", "details", title="events")
+        history = _table("seq", "time (UTC)", "type", "step", "details", title="events")
         for ev in _state_of(config).events(execution.id):
             history.add_row(str(ev.seq), ev.time[11:23], ev.type, ev.step or "",
                             Text(json.dumps(ev.details, ensure_ascii=False) if ev.details else ""))
@@ -115,6 +139,8 @@ def _summary(e: Execution) -> list[tuple[str, Text | str]]:
     if e.resumed_from:
         rows.append(("resumed from", e.resumed_from))
     rows.append(("process", f"{e.pid} on {e.host}"))
+    if e.status == "RUNNING":
+        rows.append(("heartbeat", f"{_time(e.heartbeat_at)} UTC"))
     return rows
 
 

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from retail_etl.errors import PermanentError
 from retail_etl.notify.alert import CIRCUIT_OPEN, STEP_FAILED, SUCCESS_SUMMARY, Alert
 from retail_etl.workflow.circuit import CircuitBreaker
-from retail_etl.workflow.definition import StepDef, StepTimeout, WorkflowDef, error_name, is_transient
+from retail_etl.workflow.definition import (
+    StepDef, StepTimeout, WorkflowDef, definition_from_config, error_name, is_transient,
+)
 from retail_etl.workflow.logging import ExecutionLog, LogFormat, LogSettings
 from retail_etl.workflow.retry import delay, select_retrier
 from retail_etl.workflow.state import (
@@ -108,7 +110,13 @@ def _cause(exc: BaseException) -> str:
 
 
 class Runner:
-    """Runs a workflow definition's steps in order, recording everything in ``state``."""
+    """Runs a workflow definition's steps in order, recording everything in ``state``.
+
+    A failed attempt is retried when the error is transient and a retrier has attempts left (after
+    ``sleep(delay)``); otherwise the first matching catcher records ``CatchTriggered`` and sends the
+    ``step_failed`` alert, and the execution ends FAILED. An error no catcher matches also fails the
+    execution, without the alert (like an uncaught error in Step Functions).
+    """
 
     def __init__(
         self,
@@ -283,7 +291,7 @@ class _Run:
                                        error=error, cause=cause)
                 self.event("TaskTimedOut" if isinstance(exc, StepTimeout) else "TaskFailed", step.name, "warning",
                            attempt=attempt, error=error, cause=cause, transient=is_transient(exc),
-                           duration_s=round(duration, 6))
+                           duration_s=round(duration, 3))
                 index = select_retrier(step.retry, exc, used)
                 if index is None:
                     return _Failure(step, exc, attempt)
@@ -291,7 +299,7 @@ class _Run:
                 retrier = step.retry[index]
                 delay_before = delay(retrier, used[index], runner.rng)
                 self.event("RetryScheduled", step.name, attempt=attempt + 1, retrier=index,
-                           retry=used[index], max_attempts=retrier.max_attempts, delay_s=round(delay_before, 6),
+                           retry=used[index], max_attempts=retrier.max_attempts, delay_s=round(delay_before, 3),
                            error=error)
                 runner.sleep(delay_before)
                 continue
@@ -301,7 +309,7 @@ class _Run:
                 rows=(result.rows_in, result.rows_out, result.rows_quarantined), details=result.details,
             )
             self.results[step.name] = result
-            self.event("TaskSucceeded", step.name, attempt=attempt, duration_s=round(duration, 6),
+            self.event("TaskSucceeded", step.name, attempt=attempt, duration_s=round(duration, 3),
                        rows_in=result.rows_in, rows_out=result.rows_out, rows_quarantined=result.rows_quarantined)
             return None
 
@@ -397,18 +405,18 @@ def runner_from_config(
     *,
     log_format: LogFormat = "text",
     stream: TextIO | None = None,
+    wall: Callable[[], dt.datetime] = utcnow,
     **kwargs: Any,
 ) -> Runner:
     """The runner ``retail-etl run`` uses: the definition, circuit breaker and notifications from the
     config, state in ``<lake>/_state/state.db``, logs in ``<lake>/_logs/<execution_id>.jsonl`` and on
     ``stream``. The step names are the keys of ``steps``, in order; ``kwargs`` go to :class:`Runner`."""
-    from retail_etl.notify import notifier_from_config
-    from retail_etl.workflow.definition import definition_from_config
+    from retail_etl.notify import notifier_from_config  # retail_etl.notify imports this package
+
 
     lake = Path(config.lake_root())
     state = WorkflowState(lake / "_state" / "state.db")
     definition = definition_from_config(config.workflow, tuple(steps))
-    wall = kwargs.pop("wall", utcnow)
     cfg = config.workflow.circuit
     circuit = (
         CircuitBreaker(state, definition.name, failure_threshold=cfg.failure_threshold,

@@ -86,6 +86,10 @@ CREATE TABLE IF NOT EXISTS notification_log (
 """
 
 
+# A beat computed before a concurrent write may land after it: heartbeats never go back.
+_BEAT = "UPDATE executions SET heartbeat_at = MAX(heartbeat_at, ?) WHERE id = ?"
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -137,6 +141,7 @@ class Execution:
     resumed_from: str | None = None
     host: str = ""
     pid: int = 0
+    heartbeat_at: str | None = None
     steps: list[StepRun] = field(default_factory=list)
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
@@ -179,8 +184,8 @@ class WorkflowState:
         self._ready = False
 
     @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        """A connection inside one immediate (write-locked) transaction."""
+    def _db(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection inside one transaction; ``write`` takes the write lock at once (no upgrade deadlocks)."""
         if not self._ready:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -189,7 +194,7 @@ class WorkflowState:
             if not self._ready:
                 con.executescript(_SCHEMA)
                 self._ready = True
-            con.execute("BEGIN IMMEDIATE")
+            con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield con
             except BaseException:
@@ -205,7 +210,7 @@ class WorkflowState:
         self, execution_id: str, workflow: str, input: dict[str, Any], started_at: dt.datetime,
         resumed_from: str | None = None,
     ) -> None:
-        with self._db() as con:
+        with self._db(write=True) as con:
             con.execute(
                 "INSERT INTO executions (id, workflow, input, status, started_at, resumed_from, host, pid,"
                 " heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -217,7 +222,7 @@ class WorkflowState:
         self, execution_id: str, status: str, ended_at: dt.datetime, error: str | None = None,
         cause: str | None = None,
     ) -> None:
-        with self._db() as con:
+        with self._db(write=True) as con:
             con.execute(
                 "UPDATE executions SET status = ?, ended_at = ?, error = ?, cause = ? WHERE id = ?",
                 (status, iso(ended_at), error, cause, execution_id),
@@ -229,8 +234,8 @@ class WorkflowState:
                 )
 
     def heartbeat(self, execution_id: str, at: dt.datetime) -> None:
-        with self._db() as con:
-            con.execute("UPDATE executions SET heartbeat_at = ? WHERE id = ?", (iso(at), execution_id))
+        with self._db(write=True) as con:
+            con.execute(_BEAT, (iso(at), execution_id))
 
     def execution(self, execution_id: str) -> Execution:
         """The execution with this id, or the only one whose id starts with it."""
@@ -267,7 +272,7 @@ class WorkflowState:
             args.append(workflow)
         sql = "SELECT * FROM executions" + (" WHERE " + " AND ".join(where) if where else "")
         with self._db() as con:
-            return [_execution(r) for r in con.execute(f"{sql} ORDER BY started_at DESC, id DESC LIMIT ?",
+            return [_execution(r) for r in con.execute(f"{sql} ORDER BY started_at DESC, rowid DESC LIMIT ?",
                                                        (*args, limit))]
 
     def recover_stale(self, now: dt.datetime | None = None, heartbeat_timeout: float | None = None) -> list[str]:
@@ -297,7 +302,7 @@ class WorkflowState:
     def start_step(
         self, execution_id: str, step: str, attempt: int, started_at: dt.datetime, delay_before_s: float = 0.0
     ) -> None:
-        with self._db() as con:
+        with self._db(write=True) as con:
             con.execute(
                 "INSERT INTO step_runs (execution_id, step, attempt, status, started_at, delay_before_s)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -310,7 +315,7 @@ class WorkflowState:
         error: str | None = None, cause: str | None = None,
     ) -> None:
         rows_in, rows_out, rows_quarantined = rows or (None, None, None)
-        with self._db() as con:
+        with self._db(write=True) as con:
             con.execute(
                 "UPDATE step_runs SET status = ?, ended_at = ?, duration_s = ?, rows_in = ?, rows_out = ?,"
                 " rows_quarantined = ?, error = ?, cause = ?, details = ?"
@@ -321,7 +326,7 @@ class WorkflowState:
 
     def skip_step(self, execution_id: str, done: StepRun, at: dt.datetime) -> None:
         """Record a step that the resumed execution had completed, with its rows and details."""
-        with self._db() as con:
+        with self._db(write=True) as con:
             con.execute(
                 "INSERT INTO step_runs (execution_id, step, attempt, status, started_at, ended_at, duration_s,"
                 " rows_in, rows_out, rows_quarantined, details) VALUES (?, ?, 0, ?, ?, ?, 0, ?, ?, ?, ?)",
@@ -336,7 +341,7 @@ class WorkflowState:
         details: dict[str, Any] | None = None,
     ) -> int:
         """Append to the execution's history; returns the event's sequence number (1, 2, ...)."""
-        with self._db() as con:
+        with self._db(write=True) as con:
             (seq,) = con.execute(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE execution_id = ?", (execution_id,)
             ).fetchone()
@@ -344,7 +349,7 @@ class WorkflowState:
                 "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
                 (execution_id, seq, iso(time), type, step, _dumps(details or {})),
             )
-            con.execute("UPDATE executions SET heartbeat_at = ? WHERE id = ?", (iso(time), execution_id))
+            con.execute(_BEAT, (iso(time), execution_id))
         return seq
 
     def events(self, execution_id: str) -> list[Event]:
@@ -365,7 +370,7 @@ class WorkflowState:
         """Replace the circuit row of ``workflow`` (columns as in ``workflow_circuit``)."""
         row = {"state": "CLOSED", "failures": 0, "opened_at": None, "last_error": None, "last_execution": None,
                "trial_execution": None, **fields}
-        with self._db() as con:
+        with self._db(write=True) as con:
             con.execute(
                 "INSERT OR REPLACE INTO workflow_circuit VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (workflow, row["state"], row["failures"], row["opened_at"], row["last_error"],
@@ -377,21 +382,21 @@ class WorkflowState:
     def alert_last_sent(self, key: tuple[str, str, str, str]) -> dt.datetime | None:
         with self._db() as con:
             row = con.execute(
-                "SELECT last_sent_at FROM notification_log WHERE kind = ? AND job = ? AND rule = ? AND partition = ?",
-                key,
+                "SELECT last_sent_at FROM notification_log"
+                " WHERE kind = ? AND job = ? AND rule = ? AND partition = ?", key,
             ).fetchone()
         return parse_time(row[0]) if row else None
 
     def alert_sent(self, key: tuple[str, str, str, str], at: dt.datetime) -> None:
-        with self._db() as con:
+        with self._db(write=True) as con:
             con.execute(
-                "INSERT INTO notification_log VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (kind, job, rule, partition) DO UPDATE"
-                " SET last_sent_at = excluded.last_sent_at, suppressed = 0",
+                "INSERT INTO notification_log VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (kind, job, rule, partition)"
+                " DO UPDATE SET last_sent_at = excluded.last_sent_at, suppressed = 0",
                 (*key, iso(at)),
             )
 
     def alert_suppressed(self, key: tuple[str, str, str, str]) -> None:
-        with self._db() as con:
+        with self._db(write=True) as con:
             con.execute(
                 "UPDATE notification_log SET suppressed = suppressed + 1"
                 " WHERE kind = ? AND job = ? AND rule = ? AND partition = ?",
@@ -400,7 +405,7 @@ class WorkflowState:
 
     def forget_alerts(self, kind: str, job: str) -> None:
         """Re-arm alerts of ``kind`` for ``job``: the next one is sent even within the window."""
-        with self._db() as con:
+        with self._db(write=True) as con:
             con.execute("DELETE FROM notification_log WHERE kind = ? AND job = ?", (kind, job))
 
 
@@ -422,7 +427,7 @@ def _execution(row: sqlite3.Row) -> Execution:
     return Execution(
         id=row["id"], workflow=row["workflow"], input=json.loads(row["input"]), status=row["status"],
         started_at=row["started_at"], ended_at=row["ended_at"], error=row["error"], cause=row["cause"],
-        resumed_from=row["resumed_from"], host=row["host"], pid=row["pid"],
+        resumed_from=row["resumed_from"], host=row["host"], pid=row["pid"], heartbeat_at=row["heartbeat_at"],
     )
 
 

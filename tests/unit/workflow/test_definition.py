@@ -143,7 +143,8 @@ def test_unknown_step_override_is_a_config_error(scaffold_config: Path) -> None:
     [
         ("workflow:\n  retry:\n    - error_equals: [States.ALL]\n    - error_equals: [Transient]\n",
          "must be the last one"),
-        ("workflow:\n  retry:\n    - error_equals: [Transient]\n      backoff_rate: 0.5\n", "workflow.retry.0.backoff_rate"),
+        ("workflow:\n  retry:\n    - error_equals: [Transient]\n      backoff_rate: 0.5\n",
+         "workflow.retry.0.backoff_rate"),
         ("workflow:\n  retry:\n    - error_equals: [States.Bogus]\n", "unknown error name 'States.Bogus'"),
         ("workflow:\n  circuit: {failure_threshld: 2}\n", "did you mean 'failure_threshold'"),
     ],
@@ -180,3 +181,19 @@ def test_to_asl_is_a_valid_state_machine_shape() -> None:
             assert "Next" not in state
         else:
             assert "Next" in state
+
+
+def test_to_asl_passes_an_amazon_states_language_parser() -> None:
+    """The ASL grammar of LocalStack's Step Functions parser, as shipped in moto (a dev dependency)."""
+    import json
+
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    definition = default_workflow()
+    definition = WorkflowDef(definition.name, (StepDef("validate", timeout_seconds=600, retry=definition.steps[0].retry,
+                                                       catch=definition.steps[0].catch), *definition.steps[1:]))
+    AmazonStateLanguageParser.parse(json.dumps(to_asl(definition)))
+    broken = to_asl(definition)
+    broken["States"]["validate"]["Retry"][0]["JitterStrategy"] = "HALF"
+    with pytest.raises(Exception, match="expecting"):
+        AmazonStateLanguageParser.parse(json.dumps(broken))
