@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import duckdb
 import pyarrow as pa
@@ -40,6 +41,9 @@ from retail_etl.lake.state import StateStore
 from retail_etl.model import ENTITIES
 from retail_etl.quality.ruleset import source_rules
 from retail_etl.sources.mapping import plan_source
+
+if TYPE_CHECKING:
+    from retail_etl.workflow import StepContext, StepFn, StepResult
 
 PROCESSED, ANALYTICS = "processed", "analytics"
 VALIDATED_TABLE = {"sales": "sales_validated", "products": "products"}
@@ -98,10 +102,13 @@ class Lake:
         return added
 
     def pending(
-        self, name: str, source: SourceConfig, ingest_date: dt.date | None = None
+        self, name: str, source: SourceConfig, ingest_date: dt.date | None = None, *, bookmarks: str = "enable"
     ) -> tuple[list[RawFile], list[RawFile]]:
-        """(to process, superseded): the newest version of each unprocessed file name."""
-        done = self.state.processed(name)
+        """(to process, superseded): the newest version of each unprocessed file name.
+
+        With ``bookmarks="disable"`` every raw file counts as unprocessed (a full re-derivation).
+        """
+        done = self.state.processed(name) if bookmarks != "disable" else set()
         todo = [f for f in self.raw.manifest(name) if f.path not in done]
         if ingest_date is not None:
             todo = [f for f in todo if f.ingest_date == ingest_date.isoformat()]
@@ -117,21 +124,86 @@ class Lake:
         return keep, [f for f in todo if f not in keep]
 
 
+STEPS = ("validate", "transform", "analytics")
+
+
 def run(
-    config: Config, *, progress: Say | None = None, ingest_date: dt.date | None = None, run_id: str | None = None
+    config: Config,
+    *,
+    progress: Say | None = None,
+    ingest_date: dt.date | None = None,
+    bookmarks: str = "enable",
+    resume: str | None = None,
+    wait: bool = False,
+    log_format: str = "text",
+    log_stream: TextIO | None = None,
 ) -> RunResult:
-    """Ingest what the sources' globs match, then run validate, transform and analytics."""
+    """One execution of the workflow (validate → transform → analytics) under the lake lock.
+
+    With ``ingest_date`` only raw files ingested that day are processed. ``bookmarks`` is
+    ``enable`` (process new files and remember them), ``pause`` (process new files, remember
+    nothing) or ``disable`` (re-derive every raw file, remember nothing). ``resume`` continues a
+    failed execution from its failed step, with its original input. Failures re-raise the step's error after the runner
+    has recorded it, retried it (transient errors) and notified (see ``workflow``).
+    """
+    from retail_etl.workflow import runner_from_config
+
     lake = Lake(config)
-    result = RunResult(run_id=run_id or new_run_id())
+    result = RunResult(run_id="")
     started = time.perf_counter()
-    say = progress or (lambda _msg: None)
-    with lake.state.lock():
-        result.ingested = lake.ingest_new(say)
-        validate_step(lake, result, say, ingest_date=ingest_date)
-        transform_step(lake, result, say)
-        analytics_step(lake, result, say)
+    runner = runner_from_config(
+        config, pipeline_steps(lake, result, progress or (lambda _msg: None)), log_format=log_format,
+        stream=log_stream,
+    )
+    with lake.state.lock(wait=wait):
+        if resume:
+            execution = runner.resume(resume)
+        else:
+            request: dict[str, str] = {"ingest_date": ingest_date.isoformat()} if ingest_date else {}
+            if bookmarks != "enable":
+                request["bookmarks"] = bookmarks
+            execution = runner.start(request)
+    result.run_id = execution.id
     result.seconds = time.perf_counter() - started
+    execution.raise_for_status()
     return result
+
+
+def pipeline_steps(lake: Lake, result: RunResult, say: Say) -> dict[str, StepFn]:
+    """The workflow's steps over ``lake``, accumulating what they do into ``result``."""
+    from retail_etl.notify import quarantine_rate_alert
+    from retail_etl.workflow import StepResult
+
+    def validate(ctx: StepContext) -> StepResult:
+        result.run_id = ctx.execution_id
+        day = ctx.input.get("ingest_date")
+        result.ingested = lake.ingest_new(say)
+        before = len(result.sources)
+        validate_step(lake, result, say, ingest_date=dt.date.fromisoformat(day) if day else None,
+                      bookmarks=ctx.input.get("bookmarks", "enable"))
+        batch = result.sources[before:]
+        for s in batch:
+            warn = lake.config.sources[s.source].thresholds.quarantine_rate.warn
+            if warn is not None and s.quarantine_rate > warn:
+                ctx.notify(quarantine_rate_alert(
+                    s.source, s.quarantine_rate, warn, partition=",".join(sorted(s.files)), run_id=ctx.execution_id,
+                    rows_read=s.rows_read, rows_quarantined=s.rows_quarantined,
+                ))
+        return StepResult(sum(s.rows_read for s in batch), sum(s.rows_valid for s in batch),
+                          sum(s.rows_quarantined for s in batch), {"files": sum(len(s.files) for s in batch)})
+
+    def transform(ctx: StepContext) -> StepResult:
+        result.run_id = ctx.execution_id
+        transform_step(lake, result, say)
+        t = result.transform
+        return StepResult(t.lines_in, t.enriched, t.duplicates + t.unknown_products) if t else StepResult()
+
+    def analytics(ctx: StepContext) -> StepResult:
+        result.run_id = ctx.execution_id
+        analytics_step(lake, result, say)
+        return StepResult(rows_out=sum(result.marts.values()), details={"marts": dict(result.marts)})
+
+    return {"validate": validate, "transform": transform, "analytics": analytics}
 
 
 class _Step:
@@ -202,12 +274,14 @@ class _Batch:
         return sorted({f.name for f in self.files})
 
 
-def validate_step(lake: Lake, result: RunResult, say: Say, *, ingest_date: dt.date | None = None) -> None:
+def validate_step(
+    lake: Lake, result: RunResult, say: Say, *, ingest_date: dt.date | None = None, bookmarks: str = "enable"
+) -> None:
     """Validate new raw files of every source and commit them; journal the dates they touch."""
     config = lake.config
     batches = []
     for name, source in sorted(config.sources.items(), key=lambda kv: (kv[1].entity != "products", kv[0])):
-        files, superseded = lake.pending(name, source, ingest_date)
+        files, superseded = lake.pending(name, source, ingest_date, bookmarks=bookmarks)
         if files or superseded:
             batches.append(_Batch(name, source, files, superseded))
     todo = [b for b in batches if b.files]
@@ -223,7 +297,8 @@ def validate_step(lake: Lake, result: RunResult, say: Say, *, ingest_date: dt.da
             lake.state.add_pending_dates(TRANSFORM, dates, result.run_id)
             step.commit()
         _commit_metrics(lake, result)
-    lake.state.mark_processed([f for b in batches for f in (*b.files, *b.superseded)], result.run_id)
+    if bookmarks == "enable":
+        lake.state.mark_processed([f for b in batches for f in (*b.files, *b.superseded)], result.run_id)
 
 
 def _input(lake: Lake, f: RawFile) -> InputFile:

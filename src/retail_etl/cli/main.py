@@ -1,12 +1,13 @@
 """The ``retail-etl`` command line.
 
 Known errors become one line (plus a hint) and a conventional exit code; ``--debug`` shows
-the traceback. Exit codes: 0 ok, 1 error, 2 usage, 3 quality gate breached, 75 lake busy
-(transient: try again).
+the traceback. Exit codes: 0 ok, 1 error, 2 usage, 3 quality gate breached, 4 run refused because the
+circuit is open, 75 lake busy or another transient error that outlasted its retries (try again).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,12 +16,17 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from retail_etl.cli import bookmarks as bookmarks_cli
 from retail_etl.cli import catalog as catalog_cli
+from retail_etl.cli import circuit as circuit_cli
+from retail_etl.cli import runs as runs_cli
 from retail_etl.cli.output import print_run, print_table
 from retail_etl.errors import QualityGateError, RetailEtlError
+from retail_etl.workflow.circuit import CircuitOpenError
 
 EXIT_ERROR = 1
 EXIT_QUALITY = 3
+EXIT_CIRCUIT_OPEN = 4
 EXIT_TEMPFAIL = 75
 
 app = typer.Typer(
@@ -31,6 +37,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(catalog_cli.app, name="catalog")
+app.add_typer(runs_cli.app, name="runs")
+app.command("logs")(runs_cli.logs_command)
+app.add_typer(circuit_cli.circuit_app, name="circuit")
+app.add_typer(bookmarks_cli.app, name="bookmarks")
 console = Console()
 err = Console(stderr=True)
 
@@ -81,18 +91,13 @@ def sample_data(
     start: Annotated[str, typer.Option("--start", help="First sale date (YYYY-MM-DD).")] = "2024-01-01",
 ) -> None:
     """Generate realistic sales lines and a product master, with dirt at a chosen rate."""
-    import datetime as dt
-
     from rich.progress import Progress
 
     from retail_etl.sample.generator import generate
 
     if not 0 <= dirty_rate <= 1:
         raise typer.BadParameter("must be between 0 and 1", param_hint="--dirty-rate")
-    try:
-        start_date = dt.date.fromisoformat(start)
-    except ValueError:
-        raise typer.BadParameter("expected YYYY-MM-DD", param_hint="--start") from None
+    start_date = _day(start, "--start")
     with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task("generating", total=rows)
         data = generate(
@@ -127,15 +132,83 @@ def ingest(
         console.print(f"{skipped} file(s) already ingested with the same content: skipped")
 
 
+BookmarkOption = Annotated[
+    str, typer.Option("--bookmark", help="enable (default): process new files and remember them; pause: process "
+                      "new files, remember nothing; disable: re-derive every raw file.")
+]
+LogFormatOption = Annotated[str, typer.Option("--log-format", help="Execution events on stderr as text or json.")]
+
+
 @app.command()
-def run(config: ConfigOption = None) -> None:
-    """Ingest new files matching the sources' globs, validate them, and commit the tables."""
+def run(
+    date: Annotated[Optional[str], typer.Option("--date", help="Only raw files ingested on this day (YYYY-MM-DD).")] = None,  # noqa: UP007
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue a failed execution from its failed step.")] = None,  # noqa: UP007
+    bookmark: BookmarkOption = "enable",
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for another run holding the lake instead of failing.")] = False,
+    log_format: LogFormatOption = "text",
+    config: ConfigOption = None,
+) -> None:
+    """Ingest new files matching the sources' globs, then validate, transform and aggregate them."""
     from retail_etl.pipeline import run as run_pipeline
 
     cfg = _config(config)
-    with err.status("running", spinner="dots") as status:
-        result = run_pipeline(cfg, progress=lambda msg: status.update(msg))
+    result = run_pipeline(
+        cfg, ingest_date=_day(date, "--date"), bookmarks=_choice(bookmark, "--bookmark", BOOKMARK_MODES),
+        resume=resume, wait=wait, log_format=_choice(log_format, "--log-format", LOG_FORMATS), log_stream=sys.stderr,
+    )
     print_run(console, result)
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option("--start", help="First ingest date (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option("--end", help="Last ingest date, inclusive.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be re-derived; change nothing.")] = False,
+    log_format: LogFormatOption = "text",
+    config: ConfigOption = None,
+) -> None:
+    """Re-derive every raw file ingested in a date range: one execution per ingest date, in order."""
+    from retail_etl.pipeline import Lake
+    from retail_etl.pipeline import run as run_pipeline
+
+    cfg = _config(config)
+    first, last = _day(start, "--start"), _day(end, "--end")
+    if first > last:
+        raise typer.BadParameter("must not be after --end", param_hint="--start")
+    lake = Lake(cfg)
+    days: dict[str, list[str]] = {}
+    for name in cfg.sources:
+        for f in lake.raw.manifest(name):
+            if first.isoformat() <= f.ingest_date <= last.isoformat():
+                days.setdefault(f.ingest_date, []).append(f"{name}/{f.name}")
+    if not days:
+        console.print(f"no raw files were ingested between {first} and {last}")
+        return
+    for day in sorted(days):
+        console.print(f"{day}: {', '.join(sorted(set(days[day])))}")
+        if not dry_run:
+            result = run_pipeline(cfg, ingest_date=dt.date.fromisoformat(day), bookmarks="disable",
+                                  log_format=_choice(log_format, "--log-format", LOG_FORMATS), log_stream=sys.stderr)
+            print_run(console, result)
+
+
+BOOKMARK_MODES = ("enable", "pause", "disable")
+LOG_FORMATS = ("text", "json")
+
+
+def _choice(value: str, option: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise typer.BadParameter(f"choose {', '.join(allowed)}", param_hint=option)
+    return value
+
+
+def _day(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter("expected YYYY-MM-DD", param_hint=option) from None
 
 
 @app.command()
@@ -168,4 +241,6 @@ def main() -> None:
             err.print(f"  hint: {exc.hint}", highlight=False, markup=False, soft_wrap=True)
         if isinstance(exc, QualityGateError):
             sys.exit(EXIT_QUALITY)
+        if isinstance(exc, CircuitOpenError):
+            sys.exit(EXIT_CIRCUIT_OPEN)
         sys.exit(EXIT_TEMPFAIL if exc.transient else EXIT_ERROR)

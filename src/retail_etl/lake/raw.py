@@ -67,7 +67,8 @@ class RawZone:
         out = []
         with open(path, encoding="utf-8") as fh:
             for line in fh:
-                if line.strip():
+                # A line without its newline is an append cut short by a crash: not an entry.
+                if line.endswith("\n") and line.strip():
                     out.append(RawFile(**json.loads(line)))
         return out
 
@@ -127,8 +128,14 @@ class RawZone:
     def _append(self, source: str, entry: RawFile) -> None:
         path = self.root / source / MANIFEST
         path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(asdict(entry), sort_keys=True) + "\n"
-        with open(path, "a", encoding="utf-8") as fh:
+        line = (json.dumps(asdict(entry), sort_keys=True) + "\n").encode("utf-8")
+        with open(path, "ab+") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":  # drop the tail of an append cut short by a crash
+                    fh.seek(0)
+                    fh.truncate(fh.read().rfind(b"\n") + 1)
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())

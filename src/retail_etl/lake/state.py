@@ -72,6 +72,21 @@ class StateStore:
                 [(f.source, f.path, f.name, f.sha256, f.size, run_id, now) for f in files],
             )
 
+    def bookmarks(self, source: str) -> dict[str, tuple[str, str]]:
+        """Raw path -> (run id, processed at) for ``source``."""
+        with self._db() as con:
+            rows = con.execute("SELECT raw_path, run_id, processed_at FROM bookmarks WHERE source = ?", (source,))
+            return {r[0]: (r[1], r[2]) for r in rows}
+
+    def reset_bookmarks(self, source: str, names: Iterable[str] | None = None) -> int:
+        """Forget that files were processed (all of ``source``'s, or those named); returns how many."""
+        with self._db() as con:
+            if names is None:
+                return con.execute("DELETE FROM bookmarks WHERE source = ?", (source,)).rowcount
+            return sum(
+                con.execute("DELETE FROM bookmarks WHERE source = ? AND name = ?", (source, n)).rowcount for n in names
+            )
+
     def pending_dates(self, stage: str) -> list[dt.date]:
         """Sale dates journaled for ``stage`` (transform or analytics) and not yet re-derived."""
         with self._db() as con:
@@ -94,8 +109,8 @@ class StateStore:
             )
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the lake's exclusive lock; fails fast if another run holds it.
+    def lock(self, *, wait: bool = False) -> Iterator[None]:
+        """Hold the lake's exclusive lock; fails fast if another run holds it (or waits, with ``wait``).
 
         An OS file lock is released by the kernel when its process dies, so a killed run
         never leaves the lake locked.
@@ -104,11 +119,12 @@ class StateStore:
         fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
                 holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
                 raise LakeBusyError(
-                    f"the lake is in use by {holder}", hint="wait for the other run to finish, then try again"
+                    f"the lake is in use by {holder}",
+                    hint="wait for the other run to finish, or pass --wait to queue behind it",
                 ) from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)

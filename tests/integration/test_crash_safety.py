@@ -1,0 +1,92 @@
+"""Kill -9 at many moments of a run, run again: the tables equal those of an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from retail_etl.config.loader import load_config
+from retail_etl.pipeline import Lake
+from retail_etl.query import run_query
+from retail_etl.sample.generator import generate
+from retail_etl.scaffold import create_project
+
+ROWS = 200_000
+KILLS = 8
+TABLES = ("products", "sales_validated", "sales_quarantine", "sales_enriched",
+          "daily_sales", "product_daily", "category_daily", "store_daily")
+VOLATILE = ("run_id", "quarantined_at")
+
+pytestmark = pytest.mark.slow
+
+
+def _start(project: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "retail_etl", "run"], cwd=project,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(project: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "retail_etl", "run"], cwd=project, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _tables(project: Path) -> dict[str, str]:
+    """Each table as one order-independent fingerprint (computed by DuckDB over the current snapshot)."""
+    config = load_config(project / "retail-etl.yaml", env={})
+    out = {}
+    for table in TABLES:
+        columns = [f.name for f in Lake(config).catalog.load(table).schema().fields if f.name not in VOLATILE]
+        cols = ", ".join(f'"{c}"' for c in columns)
+        digest = run_query(config, f"SELECT count(*) AS n, bit_xor(hash(({cols}))) AS h, "
+                                   f"sum(hash(({cols})) % 1000003) AS s FROM retail_etl.{table}").to_pylist()[0]
+        out[table] = f"{digest['n']}:{digest['h']}:{digest['s']}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], float]:
+    """A project with three sales files, and its tables after one uninterrupted run (and its duration)."""
+    base = tmp_path_factory.mktemp("crash")
+    project = base / "template"
+    create_project(project, rows=10)
+    (project / "data" / "sales.csv").unlink()
+    gen = generate(base / "gen", ROWS, 60, seed=5, dirty_rate=0.03)
+    shutil.copy(gen.products_path, project / "data" / "products.csv")
+    header, *body = gen.sales_path.read_bytes().split(b"\n")
+    body = [b for b in body if b]
+    third = len(body) // 3 + 1
+    for i in range(3):
+        (project / "data" / f"sales_{i}.csv").write_bytes(b"\n".join([header, *body[i * third:(i + 1) * third]]) + b"\n")
+    reference = base / "reference"
+    shutil.copytree(project, reference)
+    started = time.monotonic()
+    _finish(reference)
+    return project, _tables(reference), time.monotonic() - started
+
+
+def test_kill_at_many_moments_then_rerun_gives_identical_tables(template, tmp_path: Path) -> None:
+    project, expected, duration = template
+    # Spread the kills over the whole run, from ingest to the last commits.
+    moments = [duration * (i + 0.5) / KILLS for i in range(KILLS)]
+    killed_mid_run = 0
+    for i, moment in enumerate(moments):
+        copy = tmp_path / f"run{i}"
+        shutil.copytree(project, copy)
+        proc = _start(copy)
+        time.sleep(moment)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            killed_mid_run += 1
+        proc.wait()
+        _finish(copy)
+        assert _tables(copy) == expected, f"kill at {moment:.2f}s of {duration:.2f}s"
+        shutil.rmtree(copy)
+    assert killed_mid_run >= KILLS - 2, "most kills must land while the run is still going"
