@@ -149,14 +149,21 @@ def run(
     config: ConfigOption = None,
 ) -> None:
     """Ingest new files matching the sources' globs, then validate, transform and aggregate them."""
+    cfg = _config(config)
+    options = {"ingest_date": _day(date, "--date"), "bookmarks": _choice(bookmark, "--bookmark", BOOKMARK_MODES),
+               "resume": resume, "wait": wait, "log_format": _choice(log_format, "--log-format", LOG_FORMATS)}
+    print_run(console, _run_with_progress(cfg, **options))
+
+
+def _run_with_progress(cfg, **options):
+    """On a terminal, a live status line per step (the events still go to the lake's log);
+    elsewhere, or with --log-format json, the execution's events as lines on stderr."""
     from retail_etl.pipeline import run as run_pipeline
 
-    cfg = _config(config)
-    result = run_pipeline(
-        cfg, ingest_date=_day(date, "--date"), bookmarks=_choice(bookmark, "--bookmark", BOOKMARK_MODES),
-        resume=resume, wait=wait, log_format=_choice(log_format, "--log-format", LOG_FORMATS), log_stream=sys.stderr,
-    )
-    print_run(console, result)
+    if err.is_terminal and options["log_format"] == "text":
+        with err.status("starting", spinner="dots") as status:
+            return run_pipeline(cfg, progress=lambda msg: status.update(msg), **options)
+    return run_pipeline(cfg, log_stream=sys.stderr, **options)
 
 
 @app.command()
@@ -169,7 +176,6 @@ def backfill(
 ) -> None:
     """Re-derive every raw file ingested in a date range: one execution per ingest date, in order."""
     from retail_etl.pipeline import Lake
-    from retail_etl.pipeline import run as run_pipeline
 
     cfg = _config(config)
     first, last = _day(start, "--start"), _day(end, "--end")
@@ -187,9 +193,10 @@ def backfill(
     for day in sorted(days):
         console.print(f"{day}: {', '.join(sorted(set(days[day])))}")
         if not dry_run:
-            result = run_pipeline(cfg, ingest_date=dt.date.fromisoformat(day), bookmarks="disable",
-                                  log_format=_choice(log_format, "--log-format", LOG_FORMATS), log_stream=sys.stderr)
-            print_run(console, result)
+            print_run(console, _run_with_progress(
+                cfg, ingest_date=dt.date.fromisoformat(day), bookmarks="disable", resume=None, wait=False,
+                log_format=_choice(log_format, "--log-format", LOG_FORMATS),
+            ))
 
 
 BOOKMARK_MODES = ("enable", "pause", "disable")
