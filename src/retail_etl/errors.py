@@ -31,10 +31,14 @@ class PermanentError(RetailEtlError):
 
 
 class ConfigError(PermanentError):
-    """The configuration is invalid. ``location`` names the file and key."""
+    """The configuration is invalid. ``location`` names the file and key; ``path`` is the key path
+    below a source, for checks that do not know the file (the loader turns it into a location)."""
 
-    def __init__(self, message: str, *, location: str | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, path: tuple[str, ...] = (), *, location: str | None = None, hint: str | None = None
+    ) -> None:
         self.location = location
+        self.path = path
         super().__init__(f"{location}: {message}" if location else message, hint=hint)
 
 

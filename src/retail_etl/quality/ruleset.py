@@ -13,10 +13,6 @@ from retail_etl.quality.dqdl import Rule, parse_rule
 class RuleConfigError(ConfigError):
     """A rule problem; ``path`` is the config key path below the source."""
 
-    def __init__(self, message: str, path: tuple[str, ...], *, hint: str | None = None) -> None:
-        self.path = path
-        super().__init__(message, hint=hint)
-
 
 @dataclass(frozen=True)
 class SourceRule:

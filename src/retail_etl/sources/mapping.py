@@ -30,10 +30,6 @@ NUMERIC_PREFIXES = ("DECIMAL", "INTEGER", "BIGINT", "DOUBLE")
 class MappingError(ConfigError):
     """A mapping problem; ``path`` is the config key path below the source."""
 
-    def __init__(self, message: str, path: tuple[str, ...], *, hint: str | None = None) -> None:
-        self.path = path
-        super().__init__(message, hint=hint)
-
 
 @dataclass(frozen=True)
 class ParseCheck:
