@@ -63,6 +63,7 @@ def text(field: str) -> str:
 
 
 def present(field: str) -> str:
+    """The raw field holds a value (what a parse check needs before it can fail)."""
     return f"({field} IS NOT NULL AND trim({field}) <> '')"
 
 
@@ -78,7 +79,8 @@ def load_products(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                    TRY_CAST(trim(list_price) AS DECIMAL(18, 4)) AS list_price
             FROM read_csv('{path}', all_varchar = true, header = true))
         WHERE product_id IS NOT NULL AND coalesce(list_price >= 0, true)
-          AND NOT ({present('cost_text')} AND unit_cost IS NULL) AND NOT ({present('price_text')} AND list_price IS NULL)
+          AND NOT ({present('cost_text')} AND unit_cost IS NULL)
+          AND NOT ({present('price_text')} AND list_price IS NULL)
         QUALIFY row_number() OVER (PARTITION BY product_id ORDER BY line_id) = 1
     """)
 
@@ -138,20 +140,20 @@ def check_sales(con: duckdb.DuckDBPyConnection) -> None:
         "ColumnValues.channel": "channel NOT IN ('store', 'web', 'mobile')",
         "ReferentialIntegrity.product_id": "product_id IS NOT NULL AND known_product IS NULL",
     }
+    any_failed = " OR ".join(f"coalesce({cond}, false)" for cond in checks.values())
     failed = ", ".join(f"CASE WHEN coalesce({cond}, false) THEN '{rule}' END" for rule, cond in checks.items())
+    # The rule list and the original record are only built for the few rows that fail.
     con.execute(f"""
         CREATE TABLE checked AS
-        SELECT * EXCLUDE (raw, line, malformed),
-               CASE WHEN len(failed_rules) > 0 AND NOT malformed THEN raw::VARCHAR END AS record,
+        SELECT line_id, transaction_id, line_number, sold_at, CAST(sold_at AS DATE) AS sale_date, store_id,
+               product_id, customer_id, quantity, unit_price, discount_amount,
+               CAST(quantity * unit_price - discount_amount AS DECIMAL(18, 2)) AS net_amount,
+               currency, channel, payment_method, NOT malformed AND NOT ({any_failed}) AS valid,
+               CASE WHEN malformed THEN ['Read.malformed']
+                    WHEN {any_failed} THEN list_filter([{failed}], lambda x: x IS NOT NULL) END AS failed_rules,
+               CASE WHEN {any_failed} AND NOT malformed THEN raw::VARCHAR END AS record,
                CASE WHEN malformed THEN line END AS raw_line
-        FROM (SELECT line_id, line, malformed, raw, transaction_id, line_number, sold_at,
-                     CAST(sold_at AS DATE) AS sale_date, store_id, product_id, customer_id, quantity,
-                     unit_price, discount_amount,
-                     CAST(quantity * unit_price - discount_amount AS DECIMAL(18, 2)) AS net_amount,
-                     currency, channel, payment_method,
-                     CASE WHEN malformed THEN ['Read.malformed']
-                          ELSE list_filter([{failed}], lambda x: x IS NOT NULL) END AS failed_rules
-              FROM ({canonical}) LEFT JOIN ({known}) USING (product_id))
+        FROM ({canonical}) LEFT JOIN ({known}) USING (product_id)
     """)
     con.execute("DROP TABLE lines")
 
@@ -160,17 +162,16 @@ def enrich(con: duckdb.DuckDBPyConnection) -> None:
     """``enriched``: the first valid line of each key, joined with its product, with amounts and date parts."""
     con.execute("""
         CREATE TABLE enriched AS
-        SELECT v.* EXCLUDE (line_id, failed_rules, record, raw_line), quantity < 0 AS is_return,
+        SELECT v.* EXCLUDE (line_id, valid, failed_rules, record, raw_line), quantity < 0 AS is_return,
                p.product_name, p.category, p.subcategory, p.brand, p.unit_cost, p.list_price,
                CAST(net_amount + discount_amount AS DECIMAL(18, 2)) AS gross_amount,
                CAST(round(quantity * p.unit_cost, 2) AS DECIMAL(18, 2)) AS cost_amount,
                CAST(net_amount - round(quantity * p.unit_cost, 2) AS DECIMAL(18, 2)) AS margin,
                year(sale_date) AS year, quarter(sale_date) AS quarter, month(sale_date) AS month,
                isoyear(sale_date) AS iso_year, weekofyear(sale_date) AS iso_week, isodow(sale_date) AS weekday
-        FROM (SELECT * FROM checked WHERE len(failed_rules) = 0
-              QUALIFY transaction_id IS NULL OR line_number IS NULL
-                   OR row_number() OVER (PARTITION BY transaction_id, line_number ORDER BY line_id) = 1) v
-        JOIN products p USING (product_id)
+        FROM checked v JOIN products p USING (product_id)
+        WHERE valid AND (transaction_id IS NULL OR line_number IS NULL OR line_id IN (
+            SELECT min(line_id) FROM checked WHERE valid GROUP BY transaction_id, line_number))
     """)
 
 
@@ -199,9 +200,9 @@ def run(sales: Path, products: Path, out: Path, memory_limit: str, threads: int 
     con.execute("SET preserve_insertion_order = false")  # from here on, line order is the line_id column
     check_sales(con)
     enrich(con)
-    write(con, "SELECT * EXCLUDE (line_id, failed_rules, record, raw_line) FROM checked WHERE len(failed_rules) = 0",
+    write(con, "SELECT * EXCLUDE (line_id, valid, failed_rules, record, raw_line) FROM checked WHERE valid",
           out / "sales_validated")
-    write(con, "SELECT line_id, sale_date, failed_rules, record, raw_line FROM checked WHERE len(failed_rules) > 0 "
+    write(con, "SELECT line_id, sale_date, failed_rules, record, raw_line FROM checked WHERE NOT valid "
                "UNION ALL SELECT NULL, NULL, ['Read.malformed'], NULL, csv_line FROM bad_utf8",
           out / "sales_quarantine", partitioned=False)
     write(con, "SELECT * FROM enriched", out / "sales_enriched")
@@ -209,7 +210,7 @@ def run(sales: Path, products: Path, out: Path, memory_limit: str, threads: int 
         write(con, query, out / name)
     read, valid, enriched, net = con.execute("""
         SELECT (SELECT count(*) FROM checked) + (SELECT count(*) FROM bad_utf8),
-               (SELECT count(*) FROM checked WHERE len(failed_rules) = 0),
+               (SELECT count(*) FROM checked WHERE valid),
                count(*), sum(net_amount)
         FROM enriched
     """).fetchall()[0]
