@@ -4,7 +4,7 @@
 #   make bench SRC=/path/to/src      benchmark another copy of the package (a folder holding retail_etl/)
 #   make bench-clean                 delete the generated data, cached lakes and work folders
 
-PYTHON ?= $(if $(wildcard /tmp/venv/bin/python),/tmp/venv/bin/python,python3)
+PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 ROWS ?= 1000000 10000000
 RUNS ?= 3
 CASES ?= pipeline duckdb pandas incremental
