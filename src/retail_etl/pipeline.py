@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-import duckdb
 import pyarrow as pa
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, In
 
+from retail_etl import engines
 from retail_etl.config.model import Config, SourceConfig
-from retail_etl.engines import duckdb as engine
+from retail_etl.engines.base import Engine, parquet_rows
 from retail_etl.jobs import analytics
 from retail_etl.jobs.transform import DUPLICATE_RULE, UNKNOWN_PRODUCT_RULE, TransformResult, affected_dates, transform
 from retail_etl.jobs.validate import InputFile, ValidationResult, check_headers, validate
@@ -207,7 +207,7 @@ def pipeline_steps(lake: Lake, result: RunResult, say: Say) -> dict[str, StepFn]
 
 
 class _Step:
-    """One step's scratch space: a DuckDB connection, written files, staged commits."""
+    """One step's scratch space: an engine session, written files, staged commits."""
 
     def __init__(self, lake: Lake, run_id: str, name: str) -> None:
         self.lake = lake
@@ -217,12 +217,18 @@ class _Step:
         self.tmp = lake.root / "_tmp" / f"{run_id}-{name}"
         self.written: list[Path] = []
         self.staged: dict[str, tuple[list[str], list[BooleanExpression]]] = {}
-        self.con: duckdb.DuckDBPyConnection | None = None
-        self.tables: set[str] = set()
+        self._engine: Engine | None = None
+        self.tables: dict[str, str] = {}
+        self.new_products: str | None = None  # this run's products, once validated
+
+    @property
+    def engine(self) -> Engine:
+        assert self._engine is not None, "use the step as a context manager"
+        return self._engine
 
     def __enter__(self) -> _Step:
-        self.con = engine.connect(self.lake.config.engine, self.tmp / "spill")
-        self.tables = set(engine.register_tables(self.con, self.catalog))
+        self._engine = engines.create(self.lake.config, self.tmp / "spill")
+        self.tables = self._engine.register_catalog_tables(self.catalog)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -231,22 +237,20 @@ class _Step:
                 shutil.rmtree(folder, ignore_errors=True)
                 with contextlib.suppress(OSError):
                     folder.parent.rmdir()  # the run's folder, if no other step wrote to it
-        assert self.con is not None
-        self.con.close()
+        self.engine.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def relation(self, table: str) -> str | None:
-        """The committed table as a DuckDB relation (as it was when the step started), if it exists."""
-        return f'"{self.catalog.namespace}"."{table}"' if table in self.tables else None
+        """The committed table as a relation (as it was when the step started), if it exists."""
+        return self.tables.get(table)
 
     def write(self, table: str, query: str, zone: str, part: str, *, partition_by: tuple[str, ...] = (),
               layout: tuple[str, ...] = ()) -> list[str]:
         """Create/evolve ``table`` for ``query``'s schema and write its rows under a run folder."""
-        assert self.con is not None
-        target = self.catalog.ensure(table, engine.arrow_schema(self.con, query), zone=zone, partition_by=partition_by)
+        target = self.catalog.ensure(table, self.engine.schema(query), zone=zone, partition_by=partition_by)
         folder = self.catalog.data_dir(target) / f"run_id={self.run_id}"
         self.written.append(folder / self.name)
-        return engine.write_parquet(self.con, query, folder / self.name / part, partition_by=layout or partition_by)
+        return self.engine.write_parquet(query, folder / self.name / part, layout or partition_by)
 
     def stage(self, table: str, files: Sequence[str], replace: Iterable[BooleanExpression]) -> None:
         old_files, old_replace = self.staged.get(table, ([], []))
@@ -306,10 +310,9 @@ def _input(lake: Lake, f: RawFile) -> InputFile:
 
 
 def _validate_batch(step: _Step, b: _Batch, plan, result: RunResult) -> None:
-    assert step.con is not None
     entity = b.source.entity
     b.result = validate(
-        step.con, plan, b.source, source_rules(b.source), [_input(step.lake, f) for f in b.files],
+        step.engine, plan, b.source, source_rules(b.source), [_input(step.lake, f) for f in b.files],
         run_id=result.run_id, tables={"products": _products(step)}, partition_by=PARTITION_BY[entity],
     )
     result.sources.append(b.result)
@@ -321,41 +324,43 @@ def _validate_batch(step: _Step, b: _Batch, plan, result: RunResult) -> None:
     step.stage(main, b.valid_files, [AlwaysTrue() if entity == "products" else by_file])
     step.stage(quarantine, q_files, [And(In("stage", ["read", "validate"]), by_file)])
     if entity == "products":
-        _view(step.con, "_new_products", b.valid_files, b.result.valid_query)
+        if b.valid_files:
+            step.engine.read_parquet_view("_new_products", b.valid_files)
+        else:
+            step.engine.view("_new_products", f"SELECT * FROM ({b.result.valid_query}) AS v WHERE false")
+        step.new_products = '"_new_products"'
 
 
 def _products(step: _Step) -> str:
     """The products reference as of this step: this run's new products if any, else the committed table."""
-    assert step.con is not None
-    if _exists(step.con, "_new_products"):
-        return '"_new_products"'
+    if step.new_products:
+        return step.new_products
     committed = step.relation(VALIDATED_TABLE["products"])
     if committed:
         return committed
     cols = ", ".join(f'CAST(NULL AS {c.type}) AS "{c.name}"' for c in ENTITIES["products"].columns)
-    step.con.execute(f'CREATE OR REPLACE VIEW "_no_products" AS SELECT {cols} WHERE false')
+    step.engine.view("_no_products", f"SELECT {cols} WHERE false")
     return '"_no_products"'
 
 
 def _touched_dates(step: _Step, batches: list[_Batch]) -> list[dt.date]:
     """Sale dates whose enriched lines the batches change: their lines' dates, before and after,
     and the dates of lines sharing a key with them."""
-    con = step.con
-    assert con is not None
+    engine = step.engine
     old_v, old_e = step.relation(VALIDATED_TABLE["sales"]), step.relation(ENRICHED_TABLE)
     dates: set[dt.date] = set()
     for b in batches:
         key = list(b.source.key or ())
-        _validated_after(con, "_v_after", b.name, old_v, b.names, b.valid_files)
+        _validated_after(engine, "_v_after", b.name, old_v, b.names, b.valid_files)
         cols = ", ".join(["sale_date", *(f'"{k}"' for k in key)])
         in_files = _in_list("source_file", b.names)
         changed = [f'SELECT {cols} FROM "_v_after" WHERE {in_files}']
         for old in (old_v, old_e):
             if old:
                 changed.append(f"SELECT {cols} FROM {old} WHERE source = {_lit(b.name)} AND {in_files}")
-        con.execute('CREATE OR REPLACE TABLE "_changed" AS ' + " UNION ALL ".join(changed))
-        affected_dates(con, validated_after='"_v_after"', changed='"_changed"', key=key)
-        dates.update(r[0] for r in con.execute("SELECT sale_date FROM _dates").fetchall())
+        engine.table("_changed", " UNION ALL ".join(changed))
+        affected_dates(engine, validated_after='"_v_after"', changed='"_changed"', key=key)
+        dates.update(r[0] for r in engine.fetch_rows("SELECT sale_date FROM _dates"))
     return sorted(dates)
 
 
@@ -369,34 +374,30 @@ def transform_step(lake: Lake, result: RunResult, say: Say) -> None:
         return
     say(f"transforming {len(dates)} sale date(s)")
     with _Step(lake, result.run_id, "transform") as step:
-        con = step.con
-        assert con is not None
-        con.execute("CREATE OR REPLACE TABLE _dates (sale_date DATE)")
-        con.executemany("INSERT INTO _dates VALUES (?)", [(d,) for d in dates])
+        engine = step.engine
+        listing = ", ".join(f"({_lit(d.isoformat())})" for d in dates)
+        engine.table("_dates", f"SELECT CAST(d AS DATE) AS sale_date FROM (VALUES {listing}) AS t(d)")
         products = _products(step)
         totals = TransformResult(0, 0, 0, 0)
         transform_metrics: list[tuple[str, str, str, int, int]] = []
-        first = True
-        for name, source in lake.config.sources_of("sales").items():
-            _validated_after(con, "_v_source", name, step.relation(VALIDATED_TABLE["sales"]), [], [])
+        enriched, quarantined = [], []
+        for i, (name, source) in enumerate(lake.config.sources_of("sales").items()):
+            _validated_after(engine, "_v_source", name, step.relation(VALIDATED_TABLE["sales"]), [], [])
+            enriched.append(f"_enriched_{i}")
+            quarantined.append(f"_transform_quarantine_{i}")
             res = transform(
-                con, validated_after='"_v_source"', products=products, key=source.key, returns=source.returns,
-                unknown_products=source.unknown_products, run_id=result.run_id,
+                engine, validated_after='"_v_source"', products=products, key=source.key, returns=source.returns,
+                unknown_products=source.unknown_products, run_id=result.run_id, enriched=enriched[-1],
+                quarantine=quarantined[-1],
             )
             totals = TransformResult(*(a + b for a, b in zip(vars(totals).values(), vars(res).values(), strict=True)))
-            verb = "CREATE OR REPLACE TABLE {t} AS SELECT * FROM {s}" if first else "INSERT INTO {t} SELECT * FROM {s}"
-            con.execute(verb.format(t="_enriched_all", s="_enriched"))
-            con.execute(verb.format(t="_transform_q_all", s="_transform_quarantine"))
-            first = False
             transform_metrics += [(name, DUPLICATE_RULE, "first line of each key wins", res.lines_in, res.duplicates),
                                   (name, UNKNOWN_PRODUCT_RULE, "product_id in products", res.lines_in,
                                    res.unknown_products)]
         by_date = In("sale_date", [d.isoformat() for d in dates])
-        files = step.write(ENRICHED_TABLE, "SELECT * FROM _enriched_all", PROCESSED, "sales",
-                           partition_by=("sale_date",))
+        files = step.write(ENRICHED_TABLE, _union_all(enriched), PROCESSED, "sales", partition_by=("sale_date",))
         step.stage(ENRICHED_TABLE, files, [by_date])
-        q_files = step.write("sales_quarantine", "SELECT * FROM _transform_q_all", PROCESSED, "sales",
-                             layout=("sale_date",))
+        q_files = step.write("sales_quarantine", _union_all(quarantined), PROCESSED, "sales", layout=("sale_date",))
         step.stage("sales_quarantine", q_files, [And(EqualTo("stage", "transform"), by_date)])
         lake.state.add_pending_dates(ANALYTICS_STAGE, dates, result.run_id)
         step.commit()
@@ -420,18 +421,15 @@ def analytics_step(lake: Lake, result: RunResult, say: Say) -> None:
         return
     say(f"aggregating {len(dates)} sale date(s)")
     with _Step(lake, result.run_id, "analytics") as step:
-        con = step.con
-        assert con is not None
-        enriched = step.relation(ENRICHED_TABLE) or _empty_enriched(con)
+        enriched = step.relation(ENRICHED_TABLE) or _empty_enriched(step.engine)
         listing = ", ".join(_lit(d.isoformat()) for d in dates)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _enriched_dates AS SELECT * FROM {enriched} "
-                    f"WHERE sale_date IN ({listing})")
+        step.engine.view("_enriched_dates", f"SELECT * FROM {enriched} WHERE sale_date IN ({listing})")
         by_date = In("sale_date", [d.isoformat() for d in dates])
         for mart in analytics.MARTS:
             query = analytics.mart_query(mart, "_enriched_dates")
             files = step.write(mart, query, ANALYTICS, "marts", partition_by=("sale_date",))
             step.stage(mart, files, [by_date])
-            result.marts[mart] = sum(engine.pq_rows(f) for f in files)
+            result.marts[mart] = sum(parquet_rows(f) for f in files)
         step.commit()
     lake.state.clear_pending_dates(ANALYTICS_STAGE, dates)
     result.dates = result.dates or dates
@@ -484,36 +482,32 @@ METRICS_SCHEMA = pa.schema([
 # -- SQL helpers ----------------------------------------------------------------------------------
 
 
-def _validated_after(con, view: str, source: str, old: str | None, names: list[str], new_files: list[str]) -> None:
+def _validated_after(
+    engine: Engine, view: str, source: str, old: str | None, names: list[str], new_files: list[str]
+) -> None:
     """``view``: the source's validated lines as they are once this batch is committed."""
+    cols = ", ".join(f'"{c}"' for c in [*ENTITIES["sales"].names, "source", "source_file", "source_line", "run_id"])
     parts = []
     if old:
         keep = f" AND NOT {_in_list('source_file', names)}" if names else ""
-        parts.append(f"SELECT * FROM {old} WHERE source = {_lit(source)}{keep}")
+        parts.append(f"SELECT {cols} FROM {old} WHERE source = {_lit(source)}{keep}")
     if new_files:
-        parts.append(f"SELECT * FROM read_parquet([{', '.join(_lit(f) for f in new_files)}])")
+        engine.read_parquet_view(f"{view}_new", new_files)
+        parts.append(f'SELECT {cols} FROM "{view}_new"')
     if not parts:
-        cols = ", ".join(f'CAST(NULL AS {c.type}) AS "{c.name}"' for c in ENTITIES["sales"].columns)
-        parts.append(f"SELECT {cols}, CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS source_file, "
+        nulls = ", ".join(f'CAST(NULL AS {c.type}) AS "{c.name}"' for c in ENTITIES["sales"].columns)
+        parts.append(f"SELECT {nulls}, CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS source_file, "
                      "CAST(NULL AS BIGINT) AS source_line, CAST(NULL AS VARCHAR) AS run_id WHERE false")
-    con.execute(f'CREATE OR REPLACE VIEW "{view}" AS ' + " UNION ALL BY NAME ".join(parts))
+    engine.view(view, " UNION ALL ".join(parts))
 
 
-def _empty_enriched(con) -> str:
-    con.execute('CREATE OR REPLACE VIEW "_no_enriched" AS SELECT CAST(NULL AS DATE) AS sale_date WHERE false')
+def _empty_enriched(engine: Engine) -> str:
+    engine.view("_no_enriched", "SELECT CAST(NULL AS DATE) AS sale_date WHERE false")
     return '"_no_enriched"'
 
 
-def _view(con, name: str, files: list[str], query: str) -> None:
-    if files:
-        listing = ", ".join(_lit(f) for f in files)
-        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet([{listing}])')
-    else:
-        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM ({query}) WHERE false')
-
-
-def _exists(con, name: str) -> bool:
-    return bool(engine.fetch_row(con, "SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name])[0])
+def _union_all(relations: list[str]) -> str:
+    return " UNION ALL ".join(f"SELECT * FROM {r}" for r in relations)
 
 
 def _lit(text: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from retail_etl.config.loader import load_config
+from retail_etl.config.model import EngineConfig
 from retail_etl.pipeline import run
 from retail_etl.query import run_query
 
@@ -29,9 +30,16 @@ def _text(value: object) -> str:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_golden_case(case: Path, tmp_path: Path) -> None:
+    run_and_compare(case, tmp_path)
+
+
+def run_and_compare(case: Path, tmp_path: Path, engine: EngineConfig | None = None) -> None:
+    """Run ``case`` (on ``engine``, default as configured) and compare the tables with the expected ones."""
     project = tmp_path / case.name
     shutil.copytree(case, project, ignore=shutil.ignore_patterns("expected"))
     config = load_config(project / "retail-etl.yaml", env={})
+    if engine is not None:
+        config = config.model_copy(update={"engine": engine})
     run(config)
     for expected_file in sorted((case / "expected").glob("*.csv")):
         with open(expected_file, newline="", encoding="utf-8") as fh:

@@ -50,6 +50,24 @@ def test_quarantine_rows_name_file_line_and_rule(project: Path) -> None:
     assert rows and all(r["source_file"] == "sales.csv" and r["source_line"] > 1 and r["failed_rules"] for r in rows)
 
 
+def test_shipped_sample_figures_match_the_oracle(project: Path) -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    from tests.integration import oracle
+
+    products = oracle.load_products(project / "data" / "products.csv")
+    lines, _ = oracle.sales_lines([project / "data" / "sales.csv"], products, dt.date.today())
+    expected = oracle.daily(lines)
+    out = json.loads(cli("query", "--format", "json", "select * from retail_etl.daily_sales", cwd=project).stdout)
+    actual = {dt.date.fromisoformat(r["sale_date"]): r for r in out}
+    assert set(actual) == set(expected)
+    for day, row in expected.items():
+        for column, value in row.items():
+            got = actual[day][column]
+            assert (Decimal(got) if isinstance(value, Decimal) else got) == value, (day, column)
+
+
 def test_second_run_is_a_no_op(project: Path) -> None:
     before = cli("catalog", "list", cwd=project).stdout
     out = cli("run", cwd=project).stdout
@@ -82,8 +100,11 @@ def test_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
     assert usage.returncode == 2
 
 
-@pytest.mark.parametrize("command", [[], ["init"], ["run"], ["ingest"], ["query"], ["sample-data"],
-                                     ["catalog"], ["catalog", "list"], ["catalog", "show"]])
+@pytest.mark.parametrize("command", [[], ["init"], ["run"], ["ingest"], ["query"], ["sample-data"], ["backfill"],
+                                     ["catalog"], ["catalog", "list"], ["catalog", "show"], ["runs"],
+                                     ["runs", "list"], ["runs", "show"], ["logs"], ["circuit"], ["circuit", "status"],
+                                     ["circuit", "reset"], ["bookmarks"], ["bookmarks", "show"],
+                                     ["bookmarks", "reset"], ["bookmarks", "set"]])
 def test_help_everywhere(command: list[str], tmp_path: Path) -> None:
     out = cli(*command, "--help", cwd=tmp_path).stdout
     assert "Usage" in out
@@ -116,3 +137,4 @@ def test_ingest_keeps_raw_files_unchanged_and_checksummed(project: Path, tmp_pat
     cli("run", cwd=project)
     after = count(project, "sales_validated", "where source_file = 'sales_extra.csv'")
     assert count(project, "sales_validated") == before + after and after > 0
+

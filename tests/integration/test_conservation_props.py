@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from retail_etl.config.loader import load_config
 from retail_etl.config.model import Threshold, Thresholds
+from retail_etl.engines.duckdb import DuckDBEngine
 from retail_etl.jobs.validate import InputFile, validate
 from retail_etl.quality.ruleset import source_rules
 from retail_etl.sources.mapping import plan_source
@@ -48,7 +49,7 @@ def test_every_line_is_accounted_for_once(lines: list[str], crlf: bool) -> None:
         path.write_bytes(data)
         con = duckdb.connect()
         con.execute("CREATE TABLE products AS SELECT 'P00001' AS product_id")
-        result = validate(con, PLAN, SALES, RULES, [InputFile(path, "sales.csv")], run_id="r",
+        result = validate(DuckDBEngine(con), PLAN, SALES, RULES, [InputFile(path, "sales.csv")], run_id="r",
                           tables={"products": "products"}, partition_by=("sale_date",))
         valid = [r[0] for r in con.execute(f"SELECT source_line FROM ({result.valid_query})").fetchall()]
         quarantined = [r[0] for r in con.execute(f"SELECT source_line FROM ({result.quarantine_query})").fetchall()]

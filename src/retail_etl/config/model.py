@@ -134,10 +134,19 @@ class LakeConfig(_Strict):
     namespace: str = "retail_etl"
 
 
+class SparkConfig(_Strict):
+    """The Spark session the ``spark`` engine starts (or joins, if one is running in the process)."""
+
+    master: str = Field("local[*]", description="Master URL: local[N], spark://host:7077, yarn, k8s://...")
+    app_name: str = "retail-etl"
+    conf: dict[str, str] = Field(default_factory=dict, description="Spark settings, e.g. spark.executor.memory: 4g.")
+
+
 class EngineConfig(_Strict):
-    name: Literal["duckdb"] = "duckdb"
-    memory_limit: str = "2GB"
-    threads: int | None = Field(None, ge=1)
+    name: Literal["duckdb", "spark"] = "duckdb"
+    memory_limit: str = Field("2GB", description="DuckDB only; Spark's memory is set in spark.conf.")
+    threads: int | None = Field(None, ge=1, description="DuckDB only; Spark's parallelism follows spark.master.")
+    spark: SparkConfig = SparkConfig()
 
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"

@@ -1,7 +1,7 @@
 """DuckDB engine adapter: a configured connection, catalog tables as views, Parquet writes.
 
-Only engine-specific I/O lives here; the SQL of the jobs is built as sqlglot expressions
-elsewhere and rendered for the ``duckdb`` dialect.
+The jobs' SQL is written in the DuckDB dialect, so :class:`DuckDBEngine` runs it as it is.
+The module-level functions serve ``query`` (read-only SQL over the catalog) as well.
 """
 
 from __future__ import annotations
@@ -13,8 +13,11 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from retail_etl.config.model import EngineConfig
+from retail_etl.config.model import CsvOptions, EngineConfig
+from retail_etl.engines.base import Engine, parquet_rows
 from retail_etl.lake.catalog import Catalog
+from retail_etl.sources import csv_reader
+from retail_etl.sources.csv_reader import ReadResult
 
 DIALECT = "duckdb"
 
@@ -32,10 +35,6 @@ def connect(engine: EngineConfig, temp_dir: Path | None = None) -> duckdb.DuckDB
     return con
 
 
-def sql(expression: exp.Expression) -> str:
-    return expression.sql(dialect=DIALECT)
-
-
 def register_tables(
     con: duckdb.DuckDBPyConnection, catalog: Catalog, names: Iterable[str] | None = None
 ) -> list[str]:
@@ -51,7 +50,10 @@ def register_tables(
         files = catalog.files(table)
         if files:
             file_list = ", ".join(_quote(f) for f in files)
-            con.execute(f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM read_parquet([{file_list}], union_by_name=true)")
+            con.execute(
+                f"CREATE OR REPLACE VIEW {target} AS "
+                f"SELECT * FROM read_parquet([{file_list}], union_by_name=true, hive_partitioning=false)"
+            )
         else:
             empty = table.schema().as_arrow().empty_table()
             con.register(f"__empty_{schema}_{name}", empty)
@@ -74,16 +76,10 @@ def write_parquet(
         target = out_dir / "data_0.parquet"
     con.execute(f"COPY ({query}) TO {_quote(str(target))} ({', '.join(options)})")
     files = sorted(str(p) for p in out_dir.rglob("*.parquet"))
-    if not partition_by and files and pq_rows(files[0]) == 0:
+    if not partition_by and files and parquet_rows(files[0]) == 0:
         Path(files[0]).unlink()
         return []
     return files
-
-
-def pq_rows(path: str) -> int:
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(path).metadata.num_rows
 
 
 def arrow_schema(con: duckdb.DuckDBPyConnection, query: str) -> pa.Schema:
@@ -107,7 +103,47 @@ def _size(text: str) -> str:
     return cleaned
 
 
-def fetch_row(con: duckdb.DuckDBPyConnection, query: str, params: Sequence[object] | None = None) -> tuple:
-    """The single row of ``query``. (fetchone() would leave the result open, which DuckDB 2 refuses
-    to run further statements beside.)"""
-    return con.execute(query, params).fetchall()[0] if params else con.execute(query).fetchall()[0]
+class DuckDBEngine(Engine):
+    """The default engine: one in-memory DuckDB connection, SQL run as the jobs write it."""
+
+    name = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def execute(self, sql: str) -> None:
+        self.con.execute(sql)
+
+    def table(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TABLE {_ident(name)} AS {sql}")
+
+    def view(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE VIEW {_ident(name)} AS {sql}")
+
+    def fetch_rows(self, sql: str) -> list[tuple]:
+        return self.con.execute(sql).fetchall()
+
+    def columns(self, name: str) -> list[str]:
+        return self.con.sql(f"SELECT * FROM {_ident(name)} LIMIT 0").columns
+
+    def schema(self, sql: str) -> pa.Schema:
+        return arrow_schema(self.con, sql)
+
+    def read_parquet_view(self, name: str, files: Sequence[str]) -> None:
+        listing = ", ".join(_quote(f) for f in files)
+        self.view(name, f"SELECT * FROM read_parquet([{listing}], hive_partitioning=false)")
+
+    def write_parquet(self, sql: str, out_dir: Path, partition_by: Sequence[str] = ()) -> list[str]:
+        return write_parquet(self.con, sql, out_dir, partition_by=partition_by)
+
+    def load_csv(self, path: Path, opts: CsvOptions, *, table: str, rejects_table: str, source_file: str) -> ReadResult:
+        self.con.execute(f"DROP TABLE IF EXISTS {_ident(table)}")
+        return csv_reader.load_csv(self.con, path, opts, table=table, rejects_table=rejects_table,
+                                   source_file=source_file)
+
+    def register_catalog_tables(self, catalog: Catalog) -> dict[str, str]:
+        ns = _ident(catalog.namespace)
+        return {name: f"{ns}.{_ident(name)}" for name in register_tables(self.con, catalog)}
+
+    def close(self) -> None:
+        self.con.close()

@@ -44,6 +44,7 @@ _MEASURES = f"""
 """
 
 _CASTS = {
+    "units": "DECIMAL(38, 3)",  # the type DuckDB has always given it (a sum of DECIMAL(18, 3))
     "units_sold": "DECIMAL(18, 3)",
     "units_returned": "DECIMAL(18, 3)",
     "gross_revenue": "DECIMAL(18, 2)",
@@ -61,7 +62,7 @@ MARTS: dict[str, str] = {
     "product_daily": """
         SELECT sale_date, product_id, product_name, category,
                units, net_revenue, margin,
-               rank() OVER (PARTITION BY sale_date ORDER BY net_revenue DESC) AS revenue_rank
+               CAST(rank() OVER (PARTITION BY sale_date ORDER BY net_revenue DESC) AS BIGINT) AS revenue_rank
         FROM (
             SELECT sale_date, product_id,
                    any_value(product_name) AS product_name, any_value(category) AS category,

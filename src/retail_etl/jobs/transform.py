@@ -15,9 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import duckdb
-
-from retail_etl.engines.duckdb import fetch_row
+from retail_etl.engines.base import Engine
 
 UNKNOWN = "UNKNOWN"
 DUPLICATE_RULE = "Transform.duplicate"
@@ -37,7 +35,7 @@ def _ident(name: str) -> str:
 
 
 def affected_dates(
-    con: duckdb.DuckDBPyConnection,
+    engine: Engine,
     *,
     validated_after: str,
     changed: str,
@@ -58,15 +56,11 @@ def affected_dates(
         )
     if extra_dates:
         parts.append(f"SELECT sale_date FROM {extra_dates}")
-    con.execute(
-        "CREATE OR REPLACE TABLE _dates AS SELECT DISTINCT sale_date FROM ("
-        + " UNION ".join(parts)
-        + ") WHERE sale_date IS NOT NULL"
-    )
+    engine.table("_dates", "SELECT DISTINCT sale_date FROM (" + " UNION ".join(parts) + ") AS d WHERE sale_date IS NOT NULL")
 
 
 def transform(
-    con: duckdb.DuckDBPyConnection,
+    engine: Engine,
     *,
     validated_after: str,
     products: str,
@@ -74,23 +68,22 @@ def transform(
     returns: bool,
     unknown_products: str,
     run_id: str,
+    enriched: str = "_enriched",
+    quarantine: str = "_transform_quarantine",
 ) -> TransformResult:
-    """Create ``_enriched`` and ``_transform_quarantine`` for the dates in ``_dates``.
+    """Create relations ``enriched`` and ``quarantine`` for the dates in ``_dates``.
 
     ``validated_after`` holds the validated lines of ONE source as they are after this batch.
     """
     run = "'" + run_id.replace("'", "''") + "'"
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW _candidates AS SELECT * FROM {validated_after} "
-        "WHERE sale_date IN (SELECT sale_date FROM _dates)"
-    )
+    engine.view("_candidates", f"SELECT * FROM {validated_after} WHERE sale_date IN (SELECT sale_date FROM _dates)")
     if key:
         cols = ", ".join(_ident(k) for k in key)
         not_null = " AND ".join(f"{_ident(k)} IS NOT NULL" for k in key)
         # Rank every line sharing a key with a candidate, across all dates.
-        con.execute(
+        engine.table(
+            "_ranked",
             f"""
-            CREATE OR REPLACE TABLE _ranked AS
             SELECT v.source_file, v.source_line,
                    row_number() OVER (PARTITION BY {", ".join("v." + _ident(k) for k in key)}
                                       ORDER BY v.source_file, v.source_line) AS _rank,
@@ -99,32 +92,33 @@ def transform(
                        ORDER BY v.source_file, v.source_line) AS _first
             FROM {validated_after} v
             SEMI JOIN (SELECT DISTINCT {cols} FROM _candidates WHERE {not_null}) k USING ({cols})
-            """
+            """,
         )
-        con.execute(
-            "CREATE OR REPLACE TABLE _deduped AS SELECT c.*, coalesce(r._rank, 1) AS _rank, r._first "
-            "FROM _candidates c LEFT JOIN _ranked r USING (source_file, source_line)"
+        engine.table(
+            "_deduped",
+            "SELECT c.*, coalesce(r._rank, 1) AS _rank, r._first "
+            "FROM _candidates c LEFT JOIN _ranked r USING (source_file, source_line)",
         )
     else:
-        con.execute("CREATE OR REPLACE TABLE _deduped AS SELECT *, 1 AS _rank, NULL AS _first FROM _candidates")
+        engine.table("_deduped", "SELECT *, 1 AS _rank, CAST(NULL AS VARCHAR) AS _first FROM _candidates")
 
     is_return = "(quantity < 0)" if returns else "false"
     keep_unknown = unknown_products == "keep"
     attr = (lambda col: f"coalesce(p.{col}, '{UNKNOWN}')") if keep_unknown else (lambda col: f"p.{col}")
-    con.execute(
+    engine.table(
+        "_joined",
         f"""
-        CREATE OR REPLACE TABLE _joined AS
         SELECT d.*, p.product_id IS NOT NULL AS _known,
                {attr("product_name")} AS product_name, {attr("category")} AS category,
                {attr("subcategory")} AS subcategory, {attr("brand")} AS brand,
                p.unit_cost, p.list_price
         FROM _deduped d LEFT JOIN {products} p ON d.product_id = p.product_id
-        """
+        """,
     )
     key_label = "+".join(key or ())
-    con.execute(
+    engine.table(
+        enriched,
         f"""
-        CREATE OR REPLACE TABLE _enriched AS
         SELECT transaction_id, line_number, sold_at, sale_date, store_id, product_id, customer_id,
                quantity, unit_price, discount_amount, net_amount, currency, channel, payment_method,
                {is_return} AS is_return,
@@ -137,11 +131,11 @@ def transform(
                CAST(weekofyear(sale_date) AS INTEGER) AS iso_week, CAST(isodow(sale_date) AS INTEGER) AS weekday,
                source, source_file, source_line, {run} AS run_id
         FROM _joined WHERE _rank = 1 AND (_known OR {str(keep_unknown).lower()})
-        """
+        """,
     )
-    con.execute(
+    engine.table(
+        quarantine,
         f"""
-        CREATE OR REPLACE TABLE _transform_quarantine AS
         SELECT {run} AS run_id, CAST(now() AS TIMESTAMP) AS quarantined_at,
                source, source_file, source_line, 'transform' AS stage,
                CASE WHEN _rank > 1 THEN ['{DUPLICATE_RULE}'] ELSE ['{UNKNOWN_PRODUCT_RULE}'] END AS failed_rules,
@@ -150,12 +144,11 @@ def transform(
                     ELSE ['product_id ''' || product_id || ''' is not in the products reference'] END AS messages,
                CAST(NULL AS VARCHAR) AS record, CAST(NULL AS VARCHAR) AS raw_line, sale_date
         FROM _joined WHERE _rank > 1 OR NOT (_known OR {str(keep_unknown).lower()})
-        """
+        """,
     )
-    lines_in, enriched, dups, unknown = fetch_row(
-        con,
-        "SELECT (SELECT count(*) FROM _joined), (SELECT count(*) FROM _enriched), "
+    lines_in, kept, dups, unknown = engine.fetch_row(
+        f"SELECT (SELECT count(*) FROM _joined), (SELECT count(*) FROM {enriched}), "
         "(SELECT count(*) FROM _joined WHERE _rank > 1), "
-        "(SELECT count(*) FROM _transform_quarantine) - (SELECT count(*) FROM _joined WHERE _rank > 1)",
+        f"(SELECT count(*) FROM {quarantine}) - (SELECT count(*) FROM _joined WHERE _rank > 1)"
     )
-    return TransformResult(lines_in, enriched, dups, unknown)
+    return TransformResult(lines_in, kept, dups, unknown)

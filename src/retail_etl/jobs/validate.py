@@ -6,7 +6,7 @@ if any quarantine-severity check fails: a typed value that does not parse, a mis
 partition key, or a row-level rule. Lines the CSV reader cannot split into fields are
 quarantined with their reason. Conservation: rows read = valid + quarantined, always.
 
-The job builds DuckDB tables in the given connection; writing and committing is the caller's.
+The job builds relations in the given engine; writing and committing is the caller's.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 from sqlglot import exp
 
 from retail_etl.config.model import SourceConfig
-from retail_etl.engines.duckdb import fetch_row, sql
+from retail_etl.engines.base import Engine
 from retail_etl.errors import QualityGateError, SourceError
 from retail_etl.quality import compile as rules_sql
 from retail_etl.quality.ruleset import SourceRule
-from retail_etl.sources.csv_reader import load_csv, read_header
+from retail_etl.sources.csv_reader import read_header
 from retail_etl.sources.mapping import SourcePlan, parse_failures
 
 READ_RULE_ID = "Read.malformed"
@@ -52,7 +51,7 @@ class RuleResult:
 
 @dataclass
 class ValidationResult:
-    """What one source's batch produced; ``valid_query`` and ``quarantine_query`` read its DuckDB tables."""
+    """What one source's batch produced; ``valid_query`` and ``quarantine_query`` read its relations."""
 
     source: str
     files: list[str]
@@ -89,7 +88,7 @@ def check_headers(plan: SourcePlan, source: SourceConfig, files: Sequence[InputF
 
 
 def validate(
-    con: duckdb.DuckDBPyConnection,
+    engine: Engine,
     plan: SourcePlan,
     source: SourceConfig,
     rules: Sequence[SourceRule],
@@ -99,29 +98,32 @@ def validate(
     tables: Mapping[str, str],
     partition_by: Sequence[str] = (),
 ) -> ValidationResult:
-    """Read, parse and check ``files``; leaves tables ``_valid`` and ``_quarantine`` in ``con``."""
+    """Read, parse and check ``files``; ``valid_query`` and ``quarantine_query`` of the result
+    select the valid and quarantined rows from relations left in ``engine``."""
     started = time.perf_counter()
     result = ValidationResult(source=plan.name, files=[f.name for f in files])
-    con.execute(f"DROP TABLE IF EXISTS {REJECTS}")
-    con.execute(
-        f"CREATE TABLE {REJECTS} (_source_file VARCHAR, _source_line BIGINT, raw_line VARCHAR, reason VARCHAR)"
-    )
+    engine.table(REJECTS, "SELECT CAST(NULL AS VARCHAR) AS _source_file, CAST(NULL AS BIGINT) AS _source_line, "
+                          "CAST(NULL AS VARCHAR) AS raw_line, CAST(NULL AS VARCHAR) AS reason WHERE false")
     raw_tables = []
     for i, file in enumerate(files):
         name = f"_raw_{i}"
-        con.execute(f"DROP TABLE IF EXISTS {name}")
-        read = load_csv(con, file.path, source.csv, table=name, rejects_table=REJECTS, source_file=file.name)
+        read = engine.load_csv(file.path, source.csv, table=name, rejects_table=REJECTS, source_file=file.name)
         result.blank_lines += read.blank_lines
+        result.rows_unparseable += read.rejected
         if read.columns:
             raw_tables.append(name)
-    result.rows_unparseable = _count(con, f"SELECT count(*) FROM {REJECTS}")
 
-    _build_canonical(con, plan, raw_tables)
+    _build_canonical(engine, plan, raw_tables)
     checks = _row_checks(plan, source, rules, tables, partition_by)
-    _build_checked(con, checks)
+    _build_checked(engine, checks)
 
     quarantine_ids = [c for c in checks if c.severity == "quarantine"]
-    counts = _failure_counts(con, checks)
+    q_ids = _failed_list(quarantine_ids, lambda c: exp.Literal.string(c.id))
+    q_msgs = _failed_list(quarantine_ids, lambda c: exp.column(c.message_column))
+    engine.table("_flagged", f"SELECT *, {sql(q_ids)} AS _failed_rules, {sql(q_msgs)} AS _messages FROM _checked")
+    failures = "".join(f", count({c.message_column})" for c in checks)
+    parsed_rows, result.rows_valid, *counts = engine.fetch_row(
+        f"SELECT count(*), count(*) FILTER (WHERE array_length(_failed_rules) = 0){failures} FROM _flagged")
     for check, failed in zip(checks, counts, strict=True):
         result.rules.append(
             RuleResult(check.id, check.text, check.severity, check.level, rows_failed=failed, passed=failed == 0)
@@ -133,19 +135,13 @@ def validate(
                    passed=result.rows_unparseable == 0)
     )
 
-    _evaluate_dataset_rules(con, rules, tables, result)
+    _evaluate_dataset_rules(engine, rules, tables, result)
 
-    q_ids = _failed_list(quarantine_ids, lambda c: exp.Literal.string(c.id))
-    q_msgs = _failed_list(quarantine_ids, lambda c: exp.column(c.message_column))
-    con.execute(
-        f"CREATE OR REPLACE TABLE _flagged AS SELECT *, {sql(q_ids)} AS _failed_rules, {sql(q_msgs)} AS _messages "
-        "FROM _checked"
-    )
     canonical = ", ".join(f'"{c.name}"' for c in plan.entity.columns)
     run = exp.Literal.string(run_id).sql("duckdb")
     result.valid_query = (
         f"SELECT {canonical}, {exp.Literal.string(plan.name).sql('duckdb')} AS source, source_file, source_line, "
-        f"{run} AS run_id FROM _flagged WHERE len(_failed_rules) = 0"
+        f"{run} AS run_id FROM _flagged WHERE array_length(_failed_rules) = 0"
     )
     has_date = "sale_date" in plan.entity.names
     date, null_date = (", sale_date", ", CAST(NULL AS DATE)") if has_date else ("", "")
@@ -153,13 +149,11 @@ def validate(
         f"SELECT {run} AS run_id, CAST(now() AS TIMESTAMP) AS quarantined_at, "
         f"{exp.Literal.string(plan.name).sql('duckdb')} AS source, source_file, source_line, "
         "'validate' AS stage, _failed_rules AS failed_rules, _messages AS messages, _record AS record, "
-        f"CAST(NULL AS VARCHAR) AS raw_line{date} FROM _flagged WHERE len(_failed_rules) > 0 "
+        f"CAST(NULL AS VARCHAR) AS raw_line{date} FROM _flagged WHERE array_length(_failed_rules) > 0 "
         f"UNION ALL SELECT {run}, CAST(now() AS TIMESTAMP), {exp.Literal.string(plan.name).sql('duckdb')}, "
         f"_source_file, _source_line, 'read', ['{READ_RULE_ID}'], [reason], CAST(NULL AS VARCHAR), raw_line"
         f"{null_date} FROM {REJECTS}"
     )
-    parsed_rows = _count(con, "SELECT count(*) FROM _flagged")
-    result.rows_valid = _count(con, "SELECT count(*) FROM _flagged WHERE len(_failed_rules) = 0")
     result.rows_read = parsed_rows + result.rows_unparseable
     result.rows_quarantined = result.rows_read - result.rows_valid
     _apply_thresholds(source, result)
@@ -182,16 +176,26 @@ class _Check:
         return f"_fail_{self.index}"
 
 
-def _build_canonical(con: duckdb.DuckDBPyConnection, plan: SourcePlan, raw_tables: Sequence[str]) -> None:
+def _build_canonical(engine: Engine, plan: SourcePlan, raw_tables: Sequence[str]) -> None:
     """``_canonical``: lineage, the original record as JSON, canonical columns, parse-check messages."""
-    if raw_tables:
-        union = " UNION ALL BY NAME ".join(f"SELECT * FROM {t}" for t in raw_tables)
-        raw_cols = _raw_columns(con, raw_tables)
-    else:
-        union = "SELECT CAST(NULL AS VARCHAR) AS _source_file, CAST(NULL AS BIGINT) AS _source_line WHERE false"
-        raw_cols = []
-    missing = [c for c in plan.raw_columns if c not in raw_cols]
-    fill = "".join(f', CAST(NULL AS VARCHAR) AS "{c}"' for c in missing)
+    per_table = {t: _raw_columns(engine, t) for t in raw_tables}
+    first_spelling: dict[str, str] = {}  # names are case-insensitive; keep the first file's spelling
+    for cols in per_table.values():
+        for c in cols:
+            first_spelling.setdefault(c.casefold(), c)
+    raw_cols = list(first_spelling.values())
+    missing = [c for c in plan.raw_columns if c.casefold() not in first_spelling]
+    null = 'CAST(NULL AS VARCHAR) AS "{}"'.format
+    # Files of a batch may order (or lack) columns differently: line them up by name.
+    selects = []
+    for table, cols in per_table.items():
+        have = {c.casefold() for c in cols}
+        picks = "".join(f', "{c}"' if c.casefold() in have else f", {null(c)}" for c in [*raw_cols, *missing])
+        selects.append(f"SELECT _source_file, _source_line{picks} FROM {table}")
+    union = " UNION ALL ".join(selects) or (
+        "SELECT CAST(NULL AS VARCHAR) AS _source_file, CAST(NULL AS BIGINT) AS _source_line"
+        + "".join(f", {null(c)}" for c in missing) + " WHERE false"
+    )
     record_args = ", ".join(f"{exp.Literal.string(c).sql('duckdb')}, \"{c}\"" for c in raw_cols)
     record = f"CAST(json_object({record_args}) AS VARCHAR)" if raw_cols else "CAST('{}' AS VARCHAR)"
     parse = [
@@ -203,18 +207,11 @@ def _build_canonical(con: duckdb.DuckDBPyConnection, plan: SourcePlan, raw_table
         + [sql(e) for e in plan.projection()]
         + [sql(e) for e in parse]
     )
-    con.execute(f"CREATE OR REPLACE TABLE _canonical AS SELECT {select} FROM (SELECT *{fill} FROM ({union}))")
+    engine.table("_canonical", f"SELECT {select} FROM ({union}) AS _raw")
 
 
-def _raw_columns(con: duckdb.DuckDBPyConnection, raw_tables: Sequence[str]) -> list[str]:
-    cols: dict[str, None] = {}
-    for table in raw_tables:
-        for (name,) in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [table]
-        ).fetchall():
-            if name not in ("_source_file", "_source_line"):
-                cols[name] = None
-    return list(cols)
+def _raw_columns(engine: Engine, table: str) -> list[str]:
+    return [c for c in engine.columns(table) if c not in ("_source_file", "_source_line")]
 
 
 def _row_checks(
@@ -257,20 +254,13 @@ def _row_checks(
     return checks
 
 
-def _build_checked(con: duckdb.DuckDBPyConnection, checks: Sequence[_Check]) -> None:
+def _build_checked(engine: Engine, checks: Sequence[_Check]) -> None:
     cols = [
         exp.Case(ifs=[exp.If(this=c.passes, true=exp.null())], default=c.message).as_(c.message_column)
         for c in checks
     ]
     extra = "".join(f", {sql(c)}" for c in cols)
-    con.execute(f"CREATE OR REPLACE TABLE _checked AS SELECT *{extra} FROM _canonical")
-
-
-def _failure_counts(con: duckdb.DuckDBPyConnection, checks: Sequence[_Check]) -> list[int]:
-    if not checks:
-        return []
-    aggs = ", ".join(f"count({c.message_column})" for c in checks)
-    return list(fetch_row(con, f"SELECT {aggs} FROM _checked"))
+    engine.table("_checked", f"SELECT *{extra} FROM _canonical")
 
 
 def _failed_list(checks: Sequence[_Check], value) -> exp.Expression:
@@ -286,13 +276,13 @@ def _failed_list(checks: Sequence[_Check], value) -> exp.Expression:
 
 
 def _evaluate_dataset_rules(
-    con: duckdb.DuckDBPyConnection, rules: Sequence[SourceRule], tables: Mapping[str, str], result: ValidationResult
+    engine: Engine, rules: Sequence[SourceRule], tables: Mapping[str, str], result: ValidationResult
 ) -> None:
     for rule in rules:
         if rule.row_level:
             continue
         query = rules_sql.dataset_metric(rule.rule, relation="_canonical", tables=tables)
-        value = fetch_row(con, sql(query))[0]
+        value = engine.fetch_row(sql(query))[0]
         value = float(value) if value is not None else 0.0
         passed = rules_sql.dataset_passes(rule.rule, value)
         result.rules.append(RuleResult(rule.id, rule.rule.text, rule.severity, "dataset", value=value, passed=passed))
@@ -330,5 +320,5 @@ def _apply_thresholds(source: SourceConfig, result: ValidationResult) -> None:
         )
 
 
-def _count(con: duckdb.DuckDBPyConnection, query: str) -> int:
-    return int(fetch_row(con, query)[0])
+def sql(expression: exp.Expression) -> str:
+    return expression.sql(dialect="duckdb")

@@ -2,8 +2,10 @@
 
 This is the reference reader used by :mod:`retail_etl.sources.csv_reader`: its recovery
 path parses whole files with it, and its fast path uses it to check and describe the
-lines DuckDB rejected. Everything here works on *physical lines*: text between two
-``\\n`` bytes (a ``\\r`` before the ``\\n`` belongs to the line terminator).
+lines DuckDB rejected, and to find beforehand the lines it rejects as ``unterminated
+quote`` (:func:`find_open_lines`, a byte scan that applies the same record logic to the
+few lines that may end inside quotes). Everything here works on *physical lines*: text
+between two ``\\n`` bytes (a ``\\r`` before the ``\\n`` belongs to the line terminator).
 
 Decoding never fails. Bytes that are invalid in the file's encoding are decoded to marker
 characters (lone surrogates U+DC00..U+DCFF, which no valid decode can produce); a line
@@ -176,16 +178,19 @@ def line_too_long(line: str, fc: FileCodec) -> bool:
 # --------------------------------------------------------------------------- lines
 
 
-def iter_line_blocks(f: BinaryIO, fc: FileCodec, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, list[str], bool]]:
+def iter_line_blocks(
+    f: BinaryIO, fc: FileCodec, chunk_bytes: int = CHUNK_BYTES, *, start: int | None = None
+) -> Iterator[tuple[int, list[str], bool]]:
     """Yield ``(number of the first line, lines, has_invalid_bytes)`` blocks.
 
-    ``f`` is positioned at the start of the file. Lines have no ``\\n`` (a ``\\r`` before
-    it is kept); a line longer than MAX_RECORD_BYTES characters is cut to
-    MAX_RECORD_BYTES + 1 characters (it is rejected as too long anyway), so memory stays
-    bounded whatever the file holds. A final line without ``\\n`` is a line; a file
+    Reads from the start of the file, or from byte offset ``start`` (the start of a line,
+    in an ASCII-compatible encoding; line numbers then count from there). Lines have no
+    ``\\n`` (a ``\\r`` before it is kept); a line longer than MAX_RECORD_BYTES characters is
+    cut to MAX_RECORD_BYTES + 1 characters (it is rejected as too long anyway), so memory
+    stays bounded whatever the file holds. A final line without ``\\n`` is a line; a file
     ending with ``\\n`` has no empty line after it.
     """
-    f.seek(fc.bom_len)
+    f.seek(fc.bom_len if start is None else start)
     dec = codecs.getincrementaldecoder(fc.codec)(errors=_MARK_ERRORS)
     limit = MAX_RECORD_BYTES + 1
     first = 1
@@ -639,6 +644,171 @@ def _join(
     return None
 
 
+# --------------------------------------------------------------------------- open quotes
+
+
+@dataclass(frozen=True)
+class OpenLine:
+    """A line :func:`iter_records` rejects as ``unterminated quote`` (:func:`find_open_lines`)."""
+
+    line: int  # its number
+    text: str  # its text without the line terminator: the reject's raw text
+    start: int  # byte offset of its first byte
+    end: int  # byte offset of its terminator (``\\r\\n`` or ``\\n``), or the file size
+
+
+def can_find_open_lines(fc: FileCodec, dialect: Dialect) -> bool:
+    """Whether :func:`find_open_lines` can scan files of this encoding and dialect as bytes:
+    every byte below 0x80 is an ASCII character, and so are delimiter, quote and escape."""
+    chars = (dialect.delimiter, dialect.quote, dialect.escape)
+    return (
+        fc.ascii_compatible
+        and (fc.max_bytes_per_char == 1 or fc.codec == "utf-8")
+        and all(c.isascii() and c not in "\r\n" for c in chars)
+    )
+
+
+def find_open_lines(
+    f: BinaryIO,
+    fc: FileCodec,
+    dialect: Dialect,
+    ncols: int,
+    *,
+    first_line: int,
+    nulls: frozenset[str] = frozenset(),
+    chunk_bytes: int = CHUNK_BYTES,
+) -> list[OpenLine] | int:
+    """The lines from ``first_line`` on whose quoted field is still open at their end -- the
+    ``unterminated quote`` rejects of :func:`iter_records` -- or, when one of them starts a
+    multi-line record, the number of the first that does (the search stops there).
+
+    Requires :func:`can_find_open_lines`. Streams the bytes: a block without the quote byte
+    costs one ``find``; in the others numpy picks the few lines that may be open
+    (:func:`_maybe_open`), judged then as iter_records does them (classify_line, then the
+    join with the following lines). Lines are counted only when some line is open.
+    """
+    q = dialect.quote.encode()
+    escape_is_quote = dialect.escape == dialect.quote
+    starters = dialect.delimiter + " \n" + ("\0" if escape_is_quote else dialect.escape)
+    allowed = np.frombuffer(starters.encode(), np.uint8)
+    limit = MAX_RECORD_BYTES + 1
+    data_start = _line_offset(f, fc, first_line, chunk_bytes)
+    if data_start is None:
+        return []
+    found: list[tuple[int, int, str]] = []  # (start, end, text)
+    f.seek(data_start)
+    base = data_start  # file offset of buf[0], always the start of a line
+    carry = b""
+    skipping = False  # inside a line too long to be open (classify_line: too long)
+    while True:
+        chunk = f.read(chunk_bytes)
+        buf = carry + chunk if carry else chunk
+        if skipping:
+            k = buf.find(b"\n")
+            if k < 0:
+                base += len(buf)
+                if not chunk:
+                    break
+                continue
+            skipping = False
+            base += k + 1
+            buf = buf[k + 1 :]
+        end = buf.rfind(b"\n") + 1 if chunk else len(buf)
+        if buf.find(q, 0, end) >= 0:
+            for s, e in _maybe_open(buf, end, q, escape_is_quote, allowed):
+                text = _decode_line(buf[s:e], fc, limit)
+                kind, raw, _ = classify_line(text, dialect, ncols, fc, nulls)
+                if kind != UNCLOSED:
+                    continue
+                assert isinstance(raw, str)
+                fields, _, pos = dialect.parse(text.removesuffix("\r"))
+                resume = f.tell()
+                joined = _join(text, fields, pos, _lines_after(f, fc, buf, e + 1, end, base), dialect, ncols, nulls)
+                f.seek(resume)
+                if joined is not None:
+                    return _line_numbers(f, [base + s], data_start, first_line, chunk_bytes)[0]
+                found.append((base + s, base + e - text.endswith("\r"), raw))
+        carry = buf[end:]
+        base += end
+        if len(carry) > MAX_RECORD_BYTES:
+            base += len(carry)
+            carry = b""
+            skipping = True
+        if not chunk:
+            break
+    numbers = _line_numbers(f, [s for s, _, _ in found], data_start, first_line, chunk_bytes)
+    return [OpenLine(n, text, s, e) for n, (s, e, text) in zip(numbers, found, strict=True)]
+
+
+def _maybe_open(
+    buf: bytes, end: int, quote: bytes, escape_is_quote: bool, allowed: np.ndarray
+) -> list[tuple[int, int]]:
+    """``(start, end)`` in ``buf[:end]`` (whole lines) of every line whose quoted field may be
+    open at its end, and of few others.
+
+    The opening quote of a field left open follows a field start (line start, delimiter or
+    space), and the rest of the line is quoted-field body. With ``escape == quote`` the
+    body holds quotes in pairs only: with every ``""`` blanked out (left to right, so a run
+    of an odd number of quotes keeps its last), the line's last quote is what remains of
+    the opening run, after a field start or a blank. Otherwise the line's last quote is the
+    opening one or an escaped one (after the escape character). ``allowed`` holds those
+    bytes but the line start.
+    """
+    a = np.frombuffer(buf, np.uint8, end)
+    is_quote = a == quote[0]
+    if escape_is_quote and (is_quote[1:] & is_quote[:-1]).any():
+        a = np.frombuffer(buf.replace(quote + quote, b"\0\0"), np.uint8, end)
+        is_quote = a == quote[0]
+    qs = np.flatnonzero(is_quote)
+    nl = np.flatnonzero(a == 10)
+    ends = np.append(nl, end)
+    k = np.searchsorted(qs, ends)  # quotes before each line's end
+    lines = np.flatnonzero(np.diff(k, prepend=0))  # lines holding a quote
+    last = qs[k[lines] - 1]
+    lines = lines[(last == 0) | np.isin(a[last - 1], allowed)]
+    starts = np.concatenate(([0], nl + 1))[lines]
+    return list(zip(starts.tolist(), ends[lines].tolist(), strict=True))
+
+
+def _lines_after(f: BinaryIO, fc: FileCodec, buf: bytes, pos: int, end: int, base: int) -> Iterator[str]:
+    """The lines from ``buf[pos]`` on (``buf[0]`` being at byte ``base`` of the file), read
+    from the file once ``buf[:end]`` is used up."""
+    limit = MAX_RECORD_BYTES + 1
+    while (k := buf.find(b"\n", pos, end)) >= 0:
+        yield _decode_line(buf[pos:k], fc, limit)
+        pos = k + 1
+    for _, lines, _ in iter_line_blocks(f, fc, 1 << 16, start=base + pos):
+        yield from lines
+
+
+def _line_offset(f: BinaryIO, fc: FileCodec, line: int, chunk_bytes: int) -> int | None:
+    """The byte offset where line ``line`` starts, or None when the file has fewer lines."""
+    f.seek(fc.bom_len)
+    pos, todo = fc.bom_len, line - 1
+    while todo:
+        chunk = f.read(chunk_bytes)
+        if not chunk:
+            return None
+        k = -1
+        while todo and (k := chunk.find(b"\n", k + 1)) >= 0:
+            todo -= 1
+        pos += len(chunk) if todo else k + 1
+    return pos
+
+
+def _line_numbers(f: BinaryIO, offsets: list[int], pos: int, line: int, chunk_bytes: int) -> list[int]:
+    """The numbers of the lines starting at the sorted byte ``offsets``; line ``line`` starts
+    at byte ``pos``."""
+    out: list[int] = []
+    f.seek(pos)
+    for offset in offsets:
+        while pos < offset and (b := f.read(min(chunk_bytes, offset - pos))):
+            line += b.count(b"\n")
+            pos += len(b)
+        out.append(line)
+    return out
+
+
 def strip_bom(name: str) -> str:
     return name[1:] if name.startswith("\ufeff") else name
 
@@ -654,6 +824,7 @@ __all__ = [
     "MAX_RECORD_LINES",
     "OK",
     "OPEN",
+    "OpenLine",
     "REASON_JUNK",
     "REASON_TOO_LONG",
     "REASON_UNTERMINATED",
@@ -661,8 +832,10 @@ __all__ = [
     "ROW",
     "RecordBatch",
     "UNCLOSED",
+    "can_find_open_lines",
     "classify_line",
     "fetch_lines",
+    "find_open_lines",
     "first_invalid_byte",
     "fit_fields",
     "invalid_byte",

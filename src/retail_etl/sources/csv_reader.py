@@ -11,23 +11,34 @@ Two readers, one result:
 * **Fast path (DuckDB).** ``read_csv(all_varchar, strict_mode, store_rejects)`` loads the
   file in parallel. A streaming line count in Python then checks that DuckDB accounted
   for every line (rows + rejected lines + empty lines == lines after the header, and no
-  rejected record spans lines). When it holds, every record is exactly one physical line,
-  so the k-th row comes from the k-th line that is neither empty nor rejected; the line
-  numbers are computed inside DuckDB from that short exclusion list. Rejected lines are
-  re-read and judged by the Python reader, so reasons (and raw text) are the same as on
-  the recovery path.
+  record spans lines). When it holds, every record is exactly one physical line, so the
+  k-th row comes from the k-th line that is neither empty nor rejected; the line numbers
+  are computed inside DuckDB from that short exclusion list. Rejected lines are re-read and judged by the Python reader, so reasons
+  (and raw text) are the same as on the recovery path.
+* **Unterminated quotes.** One line whose quote never closes would make DuckDB swallow
+  the rest of the file. So before DuckDB runs, a byte scan
+  (:func:`~retail_etl.sources.csv_lines.find_open_lines`: numpy, and Python only for the
+  few lines that may end inside quotes) finds the lines whose quoted field is open at
+  their end and judges them with the recovery path's record logic. If one starts a
+  multi-line record, the recovery path reads the file. The others are that path's
+  ``unterminated quote`` rejects: DuckDB then reads a temporary copy of the file with
+  those lines emptied (line numbers unchanged), streamed into DuckDB's
+  ``temp_directory`` (the step's spill space) or the system temp directory and deleted
+  after the load. The input file is only ever read.
 * **Recovery path (Python).** :mod:`retail_etl.sources.csv_lines` splits physical lines,
   decodes each one on its own, joins multi-line quoted records and rejects exactly the
   broken lines, streaming rows into DuckDB in Arrow batches. Used when the check fails
-  (multi-line records, an unterminated quote, blank lines DuckDB does not skip ...), when
-  DuckDB raises, and for encodings DuckDB cannot read (anything but UTF-8, Latin-1 and
-  UTF-16 LE with a BOM).
+  (multi-line records, blank lines DuckDB does not skip, an unterminated quote in a
+  UTF-16 file ...), when DuckDB raises, and for encodings DuckDB cannot read (anything
+  but UTF-8, Latin-1 and UTF-16 LE with a BOM).
 
 DuckDB 2.0 behaviours this module works around (found while building it):
 
 * blank lines are skipped silently, except in a single-column file (a NULL row each);
   whitespace-only lines are rejected as MISSING COLUMNS (here: blank lines);
 * an unterminated quote swallows the rest of the file into one reject;
+* after an invalid byte the parser may resume inside the line: a reject then covers the
+  start of the line, and a row the rest of it with the next line (the counts balance);
 * a line with missing columns yields one reject row per missing column, and its
   ``csv_line`` may start with the preceding blank lines or ``\n``; ``line_byte_position``
   then points at the blank line (not used here: lines are re-read by number);
@@ -45,6 +56,9 @@ DuckDB 2.0 behaviours this module works around (found while building it):
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,14 +79,18 @@ from retail_etl.sources.csv_lines import (
     JUNK,
     MAX_RECORD_BYTES,
     OPEN,
+    REASON_UNTERMINATED,
     REJECT,
     ROW,
     UNCLOSED,
     Dialect,
     FileCodec,
     LineScan,
+    OpenLine,
+    can_find_open_lines,
     classify_line,
     fetch_lines,
+    find_open_lines,
     first_invalid_byte,
     is_blank,
     iter_line_blocks,
@@ -282,7 +300,7 @@ def load_csv(
         result: ReadResult | str
         if layout.codec.duckdb is None:
             result = f"DuckDB cannot read encoding {opts.encoding}"
-        elif any(c in str(path) for c in "*?[{"):
+        elif _is_glob(path):
             result = "DuckDB would read the file name as a glob pattern"
         else:
             result = _load_duckdb(con, path, opts, layout, qt, qr, source_file)
@@ -308,14 +326,25 @@ def _load_duckdb(
     fc, names = layout.codec, layout.names
     with _open(path) as f:
         scan = scan_lines(f, fc)
+    if scan.lone_cr:
+        return f"{scan.lone_cr} carriage return(s) not ending a line (DuckDB may read them as line breaks)"
+    unterminated = _unterminated_lines(path, opts, layout)
+    if isinstance(unterminated, str):
+        return unterminated
     first = layout.first_line
     n_lines = max(scan.total - first + 1, 0)
     empty = scan.empty[scan.empty >= first]
-    if len(names) == 1 and len(empty):
-        return "a single-column file with empty lines (DuckDB reads them as NULL rows)"
-    if scan.lone_cr:
-        return f"{scan.lone_cr} carriage return(s) not ending a line (DuckDB may read them as line breaks)"
+    # Lines empty in the file DuckDB reads: the unterminated-quote lines are emptied in its copy.
+    read_empty = np.union1d(empty, np.array([u.line for u in unterminated], dtype=np.int64))
+    if len(names) == 1 and len(read_empty):
+        return "a single-column file with empty or unterminated-quote lines (DuckDB reads empty lines as NULL rows)"
 
+    source = path
+    if unterminated:
+        copy = _copy_without(con, path, unterminated)
+        if isinstance(copy, str):
+            return copy
+        source = copy
     tag = uuid.uuid4().hex[:12]
     rej_tab, scan_tab = f"_retail_etl_rejects_{tag}", f"_retail_etl_scans_{tag}"
     columns = "{" + ", ".join(f"{_sql_str(n)}: 'VARCHAR'" for n in names) + "}"
@@ -330,7 +359,7 @@ def _load_duckdb(
     """
     params = [
         source_file,
-        str(path),
+        str(source),
         opts.header,
         opts.skip_rows,
         opts.delimiter,
@@ -351,12 +380,13 @@ def _load_duckdb(
                 raise
             except duckdb.Error as e:
                 return f"DuckDB failed: {str(e).splitlines()[0]}"
-            outcome = _vouch(con, path, opts, layout, qt, rej_tab, scan, empty, n_lines)
+            outcome = _vouch(con, path, opts, layout, qt, rej_tab, scan, read_empty, n_lines)
             if isinstance(outcome, str):
                 return outcome
             rows, rejects, blank_ws = outcome
+            rejects += [(u.line, u.text, REASON_UNTERMINATED) for u in unterminated]
             skipped = np.array([r[0] for r in rejects] + blank_ws, dtype=np.int64)
-            _number_lines(con, qt, rows, first, np.union1d(empty, skipped))
+            _number_lines(con, qt, rows, first, np.union1d(read_empty, skipped))
             _insert_rejects(con, qr, source_file, rejects)
         result = ReadResult(names, rows, len(rejects), len(empty) + len(blank_ws), "duckdb")
         created = False  # keep the table
@@ -366,6 +396,55 @@ def _load_duckdb(
             _run(con, f"DROP TABLE IF EXISTS {tmp}")
         if created:
             _run(con, f"DROP TABLE IF EXISTS {qt}")
+        if source != path:
+            source.unlink(missing_ok=True)
+
+
+def _unterminated_lines(path: Path, opts: CsvOptions, layout: _Layout) -> list[OpenLine] | str:
+    """The lines the Python reader rejects as ``unterminated quote`` (DuckDB would swallow
+    the rest of the file into one reject), or why the fast path does not apply: a quoted
+    field spanning lines (a multi-line record). Files it cannot scan as bytes (UTF-16)
+    are left to the line count check: []."""
+    if not can_find_open_lines(layout.codec, layout.dialect):
+        return []
+    with _open(path) as f:
+        found = find_open_lines(
+            f, layout.codec, layout.dialect, len(layout.names),
+            first_line=layout.first_line, nulls=frozenset(opts.null_values),
+        )
+    return f"line {found} starts a multi-line record" if isinstance(found, int) else found
+
+
+def _copy_without(con: duckdb.DuckDBPyConnection, path: Path, lines: list[OpenLine]) -> Path | str:
+    """A temporary copy of ``path`` with ``lines`` emptied (their terminators kept: line
+    numbers do not change), streamed into DuckDB's temp directory -- the caller's spill
+    space -- or the system's. Returns why not when it cannot be written."""
+    spill = str(_scalar(con, "SELECT current_setting('temp_directory')"))
+    folder = os.path.abspath(spill) if os.path.isdir(spill) else None
+    try:
+        fd, name = tempfile.mkstemp(prefix="retail_etl_", suffix=".csv", dir=folder)
+    except OSError as e:
+        return f"cannot write a copy without the unterminated-quote lines: {e}"
+    copy = Path(name)
+    try:
+        with open(fd, "wb") as out, open(path, "rb") as src:
+            for line in lines:
+                _copy_bytes(src, out, line.start - src.tell())
+                src.seek(line.end)
+            shutil.copyfileobj(src, out, CHUNK_BYTES)
+    except OSError as e:
+        copy.unlink(missing_ok=True)
+        return f"cannot write a copy without the unterminated-quote lines: {e}"
+    if _is_glob(copy):
+        copy.unlink()
+        return "DuckDB would read the name of the temporary copy as a glob pattern"
+    return copy
+
+
+def _copy_bytes(src: BinaryIO, out: BinaryIO, n: int) -> None:
+    while n > 0 and (b := src.read(min(n, CHUNK_BYTES))):
+        out.write(b)
+        n -= len(b)
 
 
 def _vouch(
@@ -381,7 +460,8 @@ def _vouch(
 ) -> tuple[int, list[tuple[int, str, str]], list[int]] | str:
     """Check DuckDB's load against the line count; judge its rejected lines.
 
-    Returns ``(rows, rejects, whitespace_lines)`` or why the load cannot be trusted.
+    ``empty`` are the lines empty in the file DuckDB read. Returns ``(rows, rejects,
+    whitespace_lines)`` or why the load cannot be trusted.
     """
     rows = _scalar(con, f"SELECT count(*) FROM {qt}")
     rej = con.execute(
@@ -398,6 +478,8 @@ def _vouch(
     lines = [int(r[0]) for r in rej]
     if lines and (lines[0] < layout.first_line or lines[-1] > scan.total or np.isin(lines, empty).any()):
         return "DuckDB reported rejects on unexpected lines"
+    if lines and _merged_after(con, qt, layout, lines, empty):
+        return "DuckDB merged the end of a rejected line with the next line"
     if len(layout.names) == 1:
         col = _qident(layout.names[0])
         blank_chars = _sql_str(layout.dialect.blank_chars)
@@ -423,6 +505,23 @@ def _vouch(
             assert kind == ROW
             return f"DuckDB rejected line {n}, which the Python reader accepts"
     return rows, rejects, blank_ws
+
+
+def _merged_after(
+    con: duckdb.DuckDBPyConnection, qt: str, layout: _Layout, lines: list[int], empty: np.ndarray
+) -> bool:
+    """Whether a row right after a rejected line holds a line break.
+
+    After an error DuckDB may resume inside the line: its reject then covers the start of
+    the line, and a row the rest of it with the next line -- the line count balances.
+    Elsewhere DuckDB splits lines as the Python reader does (the premise of the fast
+    path), so a row spanning lines would unbalance the count: no need to scan every row.
+    """
+    excluded = np.union1d(empty, lines)
+    rowids = np.asarray(lines) - layout.first_line - np.searchsorted(excluded, lines)  # rows before each line
+    breaks = " OR ".join(f"contains({_qident(n)}, chr(10))" for n in layout.names)
+    sql = f"SELECT count(*) FROM {qt} WHERE rowid IN (SELECT unnest(?::BIGINT[])) AND ({breaks})"
+    return bool(con.execute(sql, [rowids.tolist()]).fetchall()[0][0])
 
 
 def _number_lines(con: duckdb.DuckDBPyConnection, qt: str, rows: int, first: int, excluded: np.ndarray) -> None:
@@ -652,6 +751,10 @@ def _qualified(table: str) -> str:
     if not 1 <= len(parts) <= 3 or not all(parts):
         raise PermanentError(f"invalid table name {table!r}")
     return ".".join(_qident(p) for p in parts)
+
+
+def _is_glob(path: str | Path) -> bool:
+    return any(c in str(path) for c in "*?[{")
 
 
 def _sql_str(value: str) -> str:

@@ -1,0 +1,87 @@
+"""What the jobs need from an engine: named relations built from SQL, reads, writes, CSV loading.
+
+Jobs write their SQL once, in the DuckDB dialect; an engine runs it as it is (DuckDB) or
+transpiled (Spark, see :mod:`retail_etl.engines.sql`). Relation names are plain
+identifiers, except catalog tables, whose SQL names :meth:`Engine.register_catalog_tables`
+returns.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from retail_etl.config.model import CsvOptions
+from retail_etl.lake.catalog import Catalog
+from retail_etl.sources.csv_reader import ReadResult
+
+REJECT_SCHEMA = "_source_file VARCHAR, _source_line BIGINT, raw_line VARCHAR, reason VARCHAR"
+
+
+class Engine(ABC):
+    """A session of one engine; ``close()`` releases what it holds (not a shared cluster)."""
+
+    name: str
+
+    @abstractmethod
+    def execute(self, sql: str) -> None:
+        """Run a statement for its effect."""
+
+    @abstractmethod
+    def table(self, name: str, sql: str) -> None:
+        """Materialise the result of ``sql`` as relation ``name`` (replacing it): computed once."""
+
+    @abstractmethod
+    def view(self, name: str, sql: str) -> None:
+        """Name the query ``sql`` (replacing ``name``): evaluated when used."""
+
+    @abstractmethod
+    def fetch_rows(self, sql: str) -> list[tuple]:
+        """All rows of ``sql`` as tuples."""
+
+    def fetch_row(self, sql: str) -> tuple:
+        """The first row of ``sql``."""
+        return self.fetch_rows(sql)[0]
+
+    @abstractmethod
+    def columns(self, name: str) -> list[str]:
+        """Column names of relation ``name``, in order."""
+
+    @abstractmethod
+    def schema(self, sql: str) -> pa.Schema:
+        """The Arrow schema of ``sql``'s result (every field nullable)."""
+
+    @abstractmethod
+    def read_parquet_view(self, name: str, files: Sequence[str]) -> None:
+        """A view ``name`` over Parquet ``files`` (at least one), columns as stored in them."""
+
+    @abstractmethod
+    def write_parquet(self, sql: str, out_dir: Path, partition_by: Sequence[str] = ()) -> list[str]:
+        """Write ``sql``'s rows as Parquet under ``out_dir``; returns the files, none empty.
+
+        Partition columns stay inside the files, and each file holds one value of each, so
+        pyiceberg's ``add_files`` can read the partition from the file's statistics.
+        """
+
+    @abstractmethod
+    def load_csv(self, path: Path, opts: CsvOptions, *, table: str, rejects_table: str, source_file: str) -> ReadResult:
+        """Load a CSV file as :func:`retail_etl.sources.csv_reader.load_csv` defines it.
+
+        ``table`` (replaced) gets ``_source_file, _source_line`` and one text column per CSV
+        column; unreadable records are appended to ``rejects_table``, which must exist.
+        """
+
+    @abstractmethod
+    def register_catalog_tables(self, catalog: Catalog) -> dict[str, str]:
+        """Expose the catalog's tables (current snapshots); returns table name -> SQL relation."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def parquet_rows(path: str) -> int:
+    return pq.ParquetFile(path).metadata.num_rows

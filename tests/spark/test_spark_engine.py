@@ -1,0 +1,147 @@
+"""The pipeline on Spark gives what it gives on DuckDB: golden cases, generated dirty data, CSV reading.
+
+All in one module, so that ``pytest -n`` runs them in one worker with one SparkSession.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from retail_etl.config.loader import load_config
+from retail_etl.config.model import CsvOptions, EngineConfig
+from retail_etl.lake.catalog import Catalog
+from retail_etl.pipeline import run
+from retail_etl.sample.generator import generate
+from retail_etl.sources import csv_reader
+from tests.conftest import SCAFFOLD
+from tests.golden.test_golden import CASES, run_and_compare
+
+# Columns that differ between any two runs.
+VOLATILE = {"run_id", "quarantined_at", "measured_at", "seconds"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_golden_case_on_spark(case: Path, tmp_path: Path, spark_engine: EngineConfig) -> None:
+    run_and_compare(case, tmp_path, spark_engine)
+
+
+def test_generated_dirty_data_gives_the_same_tables_on_both_engines(tmp_path: Path, spark_engine: EngineConfig) -> None:
+    generate(tmp_path / "data", rows=3000, dirty_rate=0.05)
+    catalogs = {}
+    for name, engine in (("duckdb", EngineConfig()), ("spark", spark_engine)):
+        project = tmp_path / name
+        shutil.copytree(tmp_path / "data", project / "data")
+        shutil.copyfile(SCAFFOLD, project / "retail-etl.yaml")
+        config = load_config(project / "retail-etl.yaml", env={}).model_copy(update={"engine": engine})
+        run(config)
+        catalogs[name] = Catalog(Path(config.lake_root()), config.lake.namespace)
+    duck, spark = catalogs["duckdb"], catalogs["spark"]
+    assert duck.tables() == spark.tables()
+    for name in ("sales_validated", "sales_quarantine", "sales_enriched", "daily_sales", "product_daily"):
+        assert _rows(duck.load(name)), name
+    for name in duck.tables():
+        a, b = duck.load(name), spark.load(name)
+        assert a is not None and b is not None
+        assert _fields(a) == _fields(b), name
+        assert a.spec() == b.spec(), name
+        rows_a, rows_b = _rows(a), _rows(b)
+        assert len(rows_a) == len(rows_b), name
+        for ra, rb in zip(rows_a, rows_b, strict=True):
+            assert _same(ra, rb), (name, ra, rb)
+
+
+def _fields(table) -> list[tuple[str, str, bool]]:
+    return [(f.name, str(f.field_type), f.required) for f in table.schema().fields]
+
+
+def _rows(table) -> list[tuple]:
+    names = [f.name for f in table.schema().fields if f.name not in VOLATILE]
+    rows = table.scan(selected_fields=tuple(names)).to_arrow().to_pylist()
+    return sorted((tuple(r[n] for n in names) for r in rows), key=_sort_key)
+
+
+def _sort_key(row: tuple) -> tuple:
+    return tuple((v is None, f"{v:.6g}" if isinstance(v, float) else v if v is not None else 0) for v in row)
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return all(
+        math.isclose(x, y, rel_tol=1e-9) if isinstance(x, float) and isinstance(y, float) else x == y
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+# -- CSV reading: the Spark reader against the local one ----------------------------------------------
+
+CSV_FILES = {
+    "dirty": (
+        b"a,b,c\n1,2,3\n\n4,5\n6,7,8,9\n  \n\"x\",\"y\"\"z\",3\n1,2,\n\xff,2,3\n10,\"a\nb\",12\n"
+        + b"".join(b"%d,%d,%d\n" % (i, i, i) for i in range(40))
+        + b"7,\"open,8\n9,9,9\n5,6,7",
+        {},
+    ),
+    "open_quote_at_range_end": (b"a,b\n" + b"".join(b"%d,%d\n" % (i, i) for i in range(30)) + b"1,\"x\n2,y\"\n", {}),
+    "crlf_bom_skip": (b"\xef\xbb\xbftitle\r\na;b\r\n1;2\r\n3;\"4;5\"\r\n\r\n6;7\r\n", {"delimiter": ";", "skip_rows": 1}),
+    "cp1252_lone_cr": ("a,b\nKäse,1\nx\ry,2\n".encode("cp1252") + b"\x81,3\n", {"encoding": "cp1252"}),
+    "no_header": (b"1,2\n3,4\n5\n", {"header": False, "column_names": ["x", "y"]}),
+    "utf16": ("a,b\n1,2\n3\n".encode("utf-16"), {"encoding": "utf-16"}),
+    "empty": (b"", {}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CSV_FILES))
+def test_spark_csv_reading_matches_the_local_reader(case: str, tmp_path: Path, spark_engine: EngineConfig) -> None:
+    from retail_etl.engines.spark import SparkEngine
+
+    data, options = CSV_FILES[case]
+    path = tmp_path / "in.csv"
+    path.write_bytes(data)
+    opts = CsvOptions(**options)
+
+    con = duckdb.connect()
+    expected = csv_reader.load_csv(con, path, opts, table="t", rejects_table="r", source_file="in.csv")
+    want_rows = sorted(con.execute("SELECT * FROM t").fetchall(), key=lambda r: r[1])
+    want_rejects = sorted(con.execute("SELECT * FROM r").fetchall(), key=lambda r: r[1])
+
+    engine = SparkEngine.start(spark_engine)
+    engine.csv_split_bytes = 40  # several byte ranges, even in these small files
+    try:
+        engine.table("r", "SELECT CAST(NULL AS VARCHAR) AS _source_file, CAST(NULL AS BIGINT) AS _source_line, "
+                          "CAST(NULL AS VARCHAR) AS raw_line, CAST(NULL AS VARCHAR) AS reason WHERE false")
+        got = engine.load_csv(path, opts, table="t", rejects_table="r", source_file="in.csv")
+        got_rows = sorted(engine.fetch_rows("SELECT * FROM t"), key=lambda r: r[1])
+        got_rejects = sorted(engine.fetch_rows("SELECT * FROM r"), key=lambda r: r[1])
+    finally:
+        engine.close()
+    assert (got.columns, got.rows, got.rejected, got.blank_lines) == (
+        expected.columns, expected.rows, expected.rejected, expected.blank_lines)
+    assert got_rows == want_rows
+    assert got_rejects == want_rejects
+
+
+def test_generated_file_is_read_by_the_executors(tmp_path: Path, spark_engine: EngineConfig) -> None:
+    """Dirty generated data (a bad byte, wrong field counts, an unterminated quote) in many ranges."""
+    from retail_etl.engines.spark import SparkEngine
+
+    generated = generate(tmp_path, rows=3000, dirty_rate=0.05)
+    opts = CsvOptions()
+    con = duckdb.connect()
+    expected = csv_reader.load_csv(con, generated.sales_path, opts, table="t", rejects_table="r", source_file="s")
+    engine = SparkEngine.start(spark_engine)
+    engine.csv_split_bytes = 32 << 10
+    try:
+        engine.table("r", "SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS _source_file, CAST(NULL AS BIGINT) AS "
+                          "_source_line, CAST(NULL AS VARCHAR) AS raw_line, CAST(NULL AS VARCHAR) AS reason) WHERE false")
+        got = engine.load_csv(generated.sales_path, opts, table="t", rejects_table="r", source_file="s")
+        assert got.reader == "spark"
+        assert sorted(engine.fetch_rows("SELECT * FROM t")) == sorted(con.execute("SELECT * FROM t").fetchall())
+        assert sorted(engine.fetch_rows("SELECT * FROM r")) == sorted(con.execute("SELECT * FROM r").fetchall())
+    finally:
+        engine.close()
+    assert (got.rows, got.rejected, got.blank_lines) == (expected.rows, expected.rejected, expected.blank_lines)
+    assert expected.rejected > 0
