@@ -8,8 +8,6 @@ import pytest
 
 from retail_etl.config.model import EngineConfig, SparkConfig
 
-pytest.importorskip("pyspark", reason="the spark extra is not installed")
-
 SPARK = EngineConfig(
     name="spark",
     spark=SparkConfig(
@@ -17,19 +15,14 @@ SPARK = EngineConfig(
         conf={
             "spark.sql.shuffle.partitions": "2",
             "spark.default.parallelism": "2",
-            "spark.ui.enabled": "false",
-            # Tiny data: compiling generated code and re-planning cost more than they save.
+            # Tiny data, a short-lived JVM: compiling (generated code, or the JVM's own with C2)
+            # and re-planning cost more than they save.
             "spark.sql.codegen.wholeStage": "false",
             "spark.sql.adaptive.enabled": "false",
+            "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
         },
     ),
 )
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/spark/" in item.nodeid:
-            item.add_marker(pytest.mark.spark)
 
 
 @pytest.fixture(scope="session")

@@ -14,12 +14,17 @@ import pytest
 
 from retail_etl.config.loader import load_config
 from retail_etl.config.model import CsvOptions, EngineConfig
+from retail_etl.engines.base import EMPTY_REJECTS
+from retail_etl.engines.duckdb import DuckDBEngine
 from retail_etl.lake.catalog import Catalog
 from retail_etl.pipeline import run
 from retail_etl.sample.generator import generate
 from retail_etl.sources import csv_reader
 from tests.conftest import SCAFFOLD
 from tests.golden.test_golden import CASES, run_and_compare
+
+pytest.importorskip("pyspark", reason="the spark extra is not installed")
+pytestmark = pytest.mark.spark
 
 # Columns that differ between any two runs.
 VOLATILE = {"run_id", "quarantined_at", "measured_at", "seconds"}
@@ -78,27 +83,34 @@ def _same(a: tuple, b: tuple) -> bool:
 
 # -- CSV reading: the Spark reader against the local one ----------------------------------------------
 
+# name: (content, CsvOptions, size of the byte ranges)
 CSV_FILES = {
     "dirty": (
         b"a,b,c\n1,2,3\n\n4,5\n6,7,8,9\n  \n\"x\",\"y\"\"z\",3\n1,2,\n\xff,2,3\n10,\"a\nb\",12\n"
         + b"".join(b"%d,%d,%d\n" % (i, i, i) for i in range(40))
         + b"7,\"open,8\n9,9,9\n5,6,7",
         {},
+        150,
     ),
-    "open_quote_at_range_end": (b"a,b\n" + b"".join(b"%d,%d\n" % (i, i) for i in range(30)) + b"1,\"x\n2,y\"\n", {}),
-    "crlf_bom_skip": (b"\xef\xbb\xbftitle\r\na;b\r\n1;2\r\n3;\"4;5\"\r\n\r\n6;7\r\n", {"delimiter": ";", "skip_rows": 1}),
-    "cp1252_lone_cr": ("a,b\nKäse,1\nx\ry,2\n".encode("cp1252") + b"\x81,3\n", {"encoding": "cp1252"}),
-    "no_header": (b"1,2\n3,4\n5\n", {"header": False, "column_names": ["x", "y"]}),
-    "utf16": ("a,b\n1,2\n3\n".encode("utf-16"), {"encoding": "utf-16"}),
-    "empty": (b"", {}),
+    "quoted_line_break_across_ranges": (
+        b"a,b\n" + b"".join(b"%d,%d\n" % (i, i) for i in range(30)) + b"1,\"x\n2,y\"\n3,4\n", {}, 165),
+    "crlf_bom_skip": (b"\xef\xbb\xbftitle\r\na;b\r\n1;2\r\n3;\"4;5\"\r\n\r\n6;7\r\n",
+                      {"delimiter": ";", "skip_rows": 1}, 20),
+    "cp1252_lone_cr": ("a,b\nKäse,1\nx\ry,2\n".encode("cp1252") + b"\x81,3\n", {"encoding": "cp1252"}, 12),
+    "no_header": (b"1,2\n3,4\n5\n", {"header": False, "column_names": ["x", "y"]}, 1 << 20),
+    "utf16": ("a,b\n1,2\n3\n".encode("utf-16"), {"encoding": "utf-16"}, 1 << 20),
+    "empty": (b"", {}, 1 << 20),
 }
+
+# Files the Spark engine hands to the local reader: a record across ranges, UTF-16, no header.
+LOCAL = {"quoted_line_break_across_ranges", "utf16", "empty"}
 
 
 @pytest.mark.parametrize("case", sorted(CSV_FILES))
 def test_spark_csv_reading_matches_the_local_reader(case: str, tmp_path: Path, spark_engine: EngineConfig) -> None:
     from retail_etl.engines.spark import SparkEngine
 
-    data, options = CSV_FILES[case]
+    data, options, split = CSV_FILES[case]
     path = tmp_path / "in.csv"
     path.write_bytes(data)
     opts = CsvOptions(**options)
@@ -109,15 +121,15 @@ def test_spark_csv_reading_matches_the_local_reader(case: str, tmp_path: Path, s
     want_rejects = sorted(con.execute("SELECT * FROM r").fetchall(), key=lambda r: r[1])
 
     engine = SparkEngine.start(spark_engine)
-    engine.csv_split_bytes = 40  # several byte ranges, even in these small files
+    engine.csv_split_bytes = split
     try:
-        engine.table("r", "SELECT CAST(NULL AS VARCHAR) AS _source_file, CAST(NULL AS BIGINT) AS _source_line, "
-                          "CAST(NULL AS VARCHAR) AS raw_line, CAST(NULL AS VARCHAR) AS reason WHERE false")
+        engine.table("r", EMPTY_REJECTS)
         got = engine.load_csv(path, opts, table="t", rejects_table="r", source_file="in.csv")
         got_rows = sorted(engine.fetch_rows("SELECT * FROM t"), key=lambda r: r[1])
         got_rejects = sorted(engine.fetch_rows("SELECT * FROM r"), key=lambda r: r[1])
     finally:
         engine.close()
+    assert (got.reader == "spark") == (case not in LOCAL)
     assert (got.columns, got.rows, got.rejected, got.blank_lines) == (
         expected.columns, expected.rows, expected.rejected, expected.blank_lines)
     assert got_rows == want_rows
@@ -133,10 +145,9 @@ def test_generated_file_is_read_by_the_executors(tmp_path: Path, spark_engine: E
     con = duckdb.connect()
     expected = csv_reader.load_csv(con, generated.sales_path, opts, table="t", rejects_table="r", source_file="s")
     engine = SparkEngine.start(spark_engine)
-    engine.csv_split_bytes = 32 << 10
+    engine.csv_split_bytes = 100 << 10
     try:
-        engine.table("r", "SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS _source_file, CAST(NULL AS BIGINT) AS "
-                          "_source_line, CAST(NULL AS VARCHAR) AS raw_line, CAST(NULL AS VARCHAR) AS reason) WHERE false")
+        engine.table("r", EMPTY_REJECTS)
         got = engine.load_csv(generated.sales_path, opts, table="t", rejects_table="r", source_file="s")
         assert got.reader == "spark"
         assert sorted(engine.fetch_rows("SELECT * FROM t")) == sorted(con.execute("SELECT * FROM t").fetchall())
@@ -145,3 +156,45 @@ def test_generated_file_is_read_by_the_executors(tmp_path: Path, spark_engine: E
         engine.close()
     assert (got.rows, got.rejected, got.blank_lines) == (expected.rows, expected.rejected, expected.blank_lines)
     assert expected.rejected > 0
+
+
+# -- what engines/sql.py resolves, value by value ------------------------------------------------------
+
+TEXTS = [
+    "1", "1.5", "-2.5", "+3", ".5", "5.", "1e3", "1_000", "1__0", "_1", "12,99x", "N/A", "", "1.005", "-1.005",
+    "99999999999999999999", "١٢", "2.4999999999999", "2024-01-01", "2024-1-1", "2024/01/01", "2024 01 01",
+    "2024-02-30", "20240101", "2024-01-01 10:00:00", "2024-01-01T10:00", "2024-01-01 garbage", "+2024-01-01",
+    "01.03.2024", "1.3.2024", "001.03.2024", "31.02.2024", "2024-05-01  10:00:00", "2024-5-1 1:2:3",
+    "2024-05-01 10:00:00.5", "abc\n", "a$", "new\nline", "u\u2028x", "quo\"te", None,
+]
+EXPRESSIONS = [
+    "TRY_CAST(x AS DECIMAL(18, 2))", "TRY_CAST(x AS INTEGER)", "TRY_CAST(x AS BIGINT)", "TRY_CAST(x AS DATE)",
+    "TRY_CAST(x AS TIMESTAMP)", "CAST(TRY_STRPTIME(x, '%d.%m.%Y') AS DATE)", "TRY_STRPTIME(x, '%Y-%m-%d %H:%M:%S')",
+    "TRY_STRPTIME(x, '%Y-%m-%dT%H:%M')", "TRY_STRPTIME(x, '%Y-%m-%d %H:%M:%S.%f')", "regexp_matches(x, '^(?:.*)$')",
+    "regexp_matches(x, '^(?:[a-z$]+)$')", "CAST(json_object('x', x, 'n', NULL) AS VARCHAR)",
+    "CAST(TRY_CAST(x AS DECIMAL(18, 2)) / 7 AS DECIMAL(18, 4))",
+    "isoyear(DATE '2024-12-30') * 10 + isodow(DATE '2024-12-29')", "weekofyear(DATE '2021-01-03')",
+]
+
+
+def test_casts_and_parsing_agree(spark_engine: EngineConfig) -> None:
+    from retail_etl.engines.spark import SparkEngine
+
+    values = ", ".join(f"({i}, {'NULL' if t is None else _literal(t)})" for i, t in enumerate(TEXTS))
+    engines = {"duckdb": DuckDBEngine(duckdb.connect()), "spark": SparkEngine.start(spark_engine)}
+    try:
+        results = {}
+        for name, engine in engines.items():
+            engine.table("t", f"SELECT * FROM (VALUES {values}) AS v(i, x)")
+            select = ", ".join(f"{e} AS e{n}" for n, e in enumerate(EXPRESSIONS))
+            results[name] = sorted(engine.fetch_rows(f"SELECT i, {select} FROM t"))
+    finally:
+        for engine in engines.values():
+            engine.close()
+    for duck, spark in zip(results["duckdb"], results["spark"], strict=True):
+        for expression, a, b in zip(["i", *EXPRESSIONS], duck, spark, strict=True):
+            assert a == b, (TEXTS[duck[0]], expression, a, b)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

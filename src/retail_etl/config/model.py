@@ -141,6 +141,14 @@ class SparkConfig(_Strict):
     app_name: str = "retail-etl"
     conf: dict[str, str] = Field(default_factory=dict, description="Spark settings, e.g. spark.executor.memory: 4g.")
 
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _as_text(cls, v: object) -> object:
+        # YAML reads `spark.sql.shuffle.partitions: 8` as a number and `...enabled: true` as a boolean.
+        if isinstance(v, dict):
+            return {k: str(x).lower() if isinstance(x, bool) else str(x) for k, x in v.items()}
+        return v
+
 
 class EngineConfig(_Strict):
     name: Literal["duckdb", "spark"] = "duckdb"

@@ -19,17 +19,15 @@ from retail_etl.config.model import CsvOptions
 from retail_etl.lake.catalog import Catalog
 from retail_etl.sources.csv_reader import ReadResult
 
-REJECT_SCHEMA = "_source_file VARCHAR, _source_line BIGINT, raw_line VARCHAR, reason VARCHAR"
+#: An empty rejects relation, for :meth:`Engine.table`: what :meth:`Engine.load_csv` appends to.
+EMPTY_REJECTS = (
+    "SELECT CAST(NULL AS VARCHAR) AS _source_file, CAST(NULL AS BIGINT) AS _source_line, "
+    "CAST(NULL AS VARCHAR) AS raw_line, CAST(NULL AS VARCHAR) AS reason WHERE false"
+)
 
 
 class Engine(ABC):
     """A session of one engine; ``close()`` releases what it holds (not a shared cluster)."""
-
-    name: str
-
-    @abstractmethod
-    def execute(self, sql: str) -> None:
-        """Run a statement for its effect."""
 
     @abstractmethod
     def table(self, name: str, sql: str) -> None:
@@ -72,7 +70,8 @@ class Engine(ABC):
         """Load a CSV file as :func:`retail_etl.sources.csv_reader.load_csv` defines it.
 
         ``table`` (replaced) gets ``_source_file, _source_line`` and one text column per CSV
-        column; unreadable records are appended to ``rejects_table``, which must exist.
+        column; unreadable records are appended to ``rejects_table``, which must exist
+        (made from :data:`EMPTY_REJECTS`).
         """
 
     @abstractmethod

@@ -106,13 +106,8 @@ def _size(text: str) -> str:
 class DuckDBEngine(Engine):
     """The default engine: one in-memory DuckDB connection, SQL run as the jobs write it."""
 
-    name = "duckdb"
-
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
-
-    def execute(self, sql: str) -> None:
-        self.con.execute(sql)
 
     def table(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TABLE {_ident(name)} AS {sql}")

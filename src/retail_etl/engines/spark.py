@@ -82,7 +82,7 @@ SESSION_DEFAULTS = {
     "spark.ui.showConsoleProgress": "false",
     "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",  # no _SUCCESS files in the lake
 }
-#: Size of the byte ranges a CSV file is cut into (one task each).
+#: Size of the byte ranges a CSV file is cut into (parsed by up to 4 tasks per core).
 CSV_SPLIT_BYTES = 32 << 20
 
 _ROW, _REJECT, _META = 0, 1, 2
@@ -90,8 +90,6 @@ _ROW, _REJECT, _META = 0, 1, 2
 
 class SparkEngine(Engine):
     """Runs the jobs' SQL on a SparkSession."""
-
-    name = "spark"
 
     def __init__(self, spark: SparkSession, csv_split_bytes: int = CSV_SPLIT_BYTES) -> None:
         self.spark = spark
@@ -123,19 +121,15 @@ class SparkEngine(Engine):
     def _df(self, sql: str) -> DataFrame:
         return self.spark.sql(to_spark(sql))
 
-    def _register(self, name: str, df: DataFrame, *, persist: bool) -> DataFrame:
+    def _register(self, name: str, df: DataFrame, *, persist: bool) -> None:
         old = self._persisted.pop(name, None)
+        if old is not None:
+            old.unpersist()
         if persist:
             df = df.persist(StorageLevel.MEMORY_AND_DISK)
             self._persisted[name] = df
         df.createOrReplaceTempView(name)
         self._views.add(name)
-        if old is not None:
-            old.unpersist()
-        return df
-
-    def execute(self, sql: str) -> None:
-        self._df(sql)
 
     def table(self, name: str, sql: str) -> None:
         self._register(name, self._df(sql), persist=True)
@@ -226,8 +220,9 @@ class SparkEngine(Engine):
         self._parsed.append(parsed.persist(StorageLevel.MEMORY_AND_DISK))
         found = parsed.filter(lambda r: r[0] == _META).map(lambda r: (r[1], r[3])).collect()
         metas = {rid: _Meta(*fields) for rid, fields in found}
-        totals = _Meta(*map(sum, zip(*map(dataclasses.astuple, metas.values()), strict=True))) if metas else _Meta()
+        totals = sum(metas.values(), _Meta())
         if totals.flagged:
+            self._parsed.pop().unpersist()
             return self._load_local(path, opts, table, rejects_table, source_file)
         first: dict[int, int] = {}  # range -> the number of the line before it
         line = first_line - 1
@@ -273,6 +268,9 @@ class _Meta:
     rows: int = 0
     rejects: int = 0
     flagged: int = 0  # records running into the next range: the local reader must read the file
+
+    def __add__(self, other: _Meta) -> _Meta:
+        return _Meta(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other), strict=True)))
 
 
 _REJECT_SCHEMA = T.StructType([

@@ -6,21 +6,24 @@ what the engines do differently, so that both give the same rows (``tests/spark`
 - parsing: DuckDB's ``TRY_STRPTIME`` and ``ISOYEAR`` become sqlglot's typed nodes.
 - ``TRY_CAST`` stays ``TRY_CAST`` (Spark runs in ANSI mode, where ``CAST`` raises). From text
   to a number it accepts what DuckDB accepts: ``_`` between digits, ASCII digits only, and
-  for integers a decimal rounded half away from zero. To DATE/TIMESTAMP, ``/``, ``\\`` and
-  space work as date separators, like ``-``; a sign or a year of other than 4 digits fails.
+  for integers a decimal rounded half away from zero (but no ``0x``/``0b`` literals). To
+  DATE/TIMESTAMP, ``/``, ``\\`` and space work as date separators, like ``-``, and any
+  whitespace may precede the time. Still different without a declared format (where only
+  DuckDB says yes): years of other than 4 digits, ``24:00:00``, ``epoch``/``infinity``.
 - ``TRY_STRPTIME(x, fmt)`` becomes ``TRY_TO_TIMESTAMP`` with a Java pattern, guarded by a
   regular expression with DuckDB's digit counts (``%d`` takes 1-2 digits, ``%Y`` 1-4, ``%f``
   1-6); whitespace in the format matches any run of whitespace. Directives other than
   ``%Y %m %d %H %M %S %f %%`` are refused.
 - ``/`` divides as DOUBLE (DuckDB's ``/`` does, even for decimals), and a quotient cast to
   DECIMAL is rounded the way DuckDB rounds a DOUBLE: half away from zero of ``x * 10^scale``
-  computed in floating point.
+  computed in floating point. (Dividing by zero gives infinity in DuckDB, an error in Spark.)
 - ISO weekday and ISO year: ``EXTRACT(DAYOFWEEK_ISO | YEAROFWEEK)`` (sqlglot's DAYOFWEEK
   arithmetic is off by one).
 - ``json_object(k, v, ...)`` becomes ``to_json(named_struct(k, v, ...))``; with
   ``spark.sql.jsonGenerator.ignoreNullFields=false`` (set by the engine) NULLs stay ``null``.
 - regular expressions (RE2 in DuckDB, Java in Spark): ``$`` becomes ``\\z`` (Java's ``$`` also
-  matches before a final line break) and ``(?d)`` makes ``.`` stop at ``\\n`` only.
+  matches before a final line break) and ``(?d)`` makes ``.`` stop at ``\\n`` only; syntax
+  outside what both support (e.g. Java's lookarounds) is the user's to avoid.
 """
 
 from __future__ import annotations
@@ -45,21 +48,20 @@ class _DuckDBSource(DuckDB):
         }
 
 
-# Transforms build their own parts as text: nodes they created would be transformed again.
-
-# -- TRY_CAST ---------------------------------------------------------------------------------------
-
-_INTEGERS = (exp.DataType.Type.TINYINT, exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT)
-
-
 def _lit(self: Spark.Generator, text: str) -> str:
     return self.sql(exp.Literal.string(text))
 
 
+# The transforms below write the parts they add as text: nodes they built would be transformed again.
+
+# -- TRY_CAST ---------------------------------------------------------------------------------------
+
+_INTEGERS = (exp.DataType.Type.TINYINT, exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT)
 _NOT_ASCII = r"[^\x00-\x7F]"
 _DIGIT_UNDERSCORE = "(?<=[0-9])_(?=[0-9])"
 _DATE_START = r"^\s*[0-9]{4}([-/ \\])[0-9]{1,2}\1[0-9]{1,2}"
 _DATE_SEPARATORS = r"^\s*([0-9]{4})[-/ \\]([0-9]{1,2})[-/ \\]"
+_DATE_TIME_GAP = r"^([0-9]{4}-[0-9]{1,2}-[0-9]{1,2})\s+(?=\S)"
 
 
 def _number_text(self: Spark.Generator, e: exp.Expression) -> str:
@@ -70,10 +72,12 @@ def _number_text(self: Spark.Generator, e: exp.Expression) -> str:
 
 
 def _date_text(self: Spark.Generator, e: exp.Expression) -> str:
-    """``e`` with DuckDB's other date separators made ``-``; NULL unless it starts with a date."""
+    """``e`` with DuckDB's other date separators made ``-`` and any whitespace before the time
+    one space; NULL unless it starts with a date."""
     text = f"CAST({self.sql(e)} AS STRING)"
+    dashes = f"REGEXP_REPLACE({text}, {_lit(self, _DATE_SEPARATORS)}, '$1-$2-')"
     return (f"CASE WHEN {text} RLIKE {_lit(self, _DATE_START)} "
-            f"THEN REGEXP_REPLACE({text}, {_lit(self, _DATE_SEPARATORS)}, '$1-$2-') END")
+            f"THEN REGEXP_REPLACE({dashes}, {_lit(self, _DATE_TIME_GAP)}, '$1 ') END")
 
 
 def _try_cast(self: Spark.Generator, e: exp.TryCast) -> str:
@@ -201,10 +205,10 @@ def java_regex(pattern: str) -> str:
             in_class = c != "]"
         elif c == "[":
             in_class = True
-            if pattern[i + 1 : i + 3] in ("]", "^]") or pattern[i + 1 : i + 2] == "]":
-                skip = 2 if pattern[i + 1] == "]" else 3  # a leading ']' is a literal
-                out.append(pattern[i : i + skip])
-                i += skip
+            first = i + 1 + (pattern[i + 1 : i + 2] == "^")
+            if pattern[first : first + 1] == "]":  # a ']' first in a class is a literal
+                out.append(pattern[i : first + 1])
+                i = first + 1
                 continue
         elif c == "$":
             c = r"\z"

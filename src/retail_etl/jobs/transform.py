@@ -56,7 +56,9 @@ def affected_dates(
         )
     if extra_dates:
         parts.append(f"SELECT sale_date FROM {extra_dates}")
-    engine.table("_dates", "SELECT DISTINCT sale_date FROM (" + " UNION ".join(parts) + ") AS d WHERE sale_date IS NOT NULL")
+    engine.table(
+        "_dates", "SELECT DISTINCT sale_date FROM (" + " UNION ".join(parts) + ") AS d WHERE sale_date IS NOT NULL"
+    )
 
 
 def transform(

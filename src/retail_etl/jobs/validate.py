@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlglot import exp
 
 from retail_etl.config.model import SourceConfig
-from retail_etl.engines.base import Engine
+from retail_etl.engines.base import EMPTY_REJECTS, Engine
 from retail_etl.errors import QualityGateError, SourceError
 from retail_etl.quality import compile as rules_sql
 from retail_etl.quality.ruleset import SourceRule
@@ -102,8 +102,7 @@ def validate(
     select the valid and quarantined rows from relations left in ``engine``."""
     started = time.perf_counter()
     result = ValidationResult(source=plan.name, files=[f.name for f in files])
-    engine.table(REJECTS, "SELECT CAST(NULL AS VARCHAR) AS _source_file, CAST(NULL AS BIGINT) AS _source_line, "
-                          "CAST(NULL AS VARCHAR) AS raw_line, CAST(NULL AS VARCHAR) AS reason WHERE false")
+    engine.table(REJECTS, EMPTY_REJECTS)
     raw_tables = []
     for i, file in enumerate(files):
         name = f"_raw_{i}"
