@@ -66,5 +66,9 @@ class LakeBusyError(TransientError):
     """Another process holds the lake (a lock or a concurrent commit)."""
 
 
+class LakeUnavailableError(TransientError):
+    """The lake's object store did not answer (network trouble, throttling, a server error)."""
+
+
 class QueryError(PermanentError):
     """A user query could not be parsed, transpiled or executed."""

@@ -21,7 +21,7 @@ import datetime as dt
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -38,6 +38,7 @@ from retail_etl.jobs.validate import InputFile, ValidationResult, check_headers,
 from retail_etl.lake.catalog import Catalog
 from retail_etl.lake.raw import RawFile, RawZone
 from retail_etl.lake.state import StateStore
+from retail_etl.lake.storage import local_staging, open_storage
 from retail_etl.model import ENTITIES
 from retail_etl.quality.ruleset import source_rules
 from retail_etl.sources.mapping import plan_source
@@ -78,10 +79,17 @@ class Lake:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.root = Path(config.lake_root())
-        self.raw = RawZone(self.root)
-        self.catalog = Catalog(self.root, config.lake.namespace)
-        self.state = StateStore(self.root)
+        self.storage = open_storage(config.lake, config.lake_root())
+        self.raw = RawZone(self.storage)
+        self.catalog = Catalog(self.storage, config.lake.namespace)
+        self.state = StateStore(self.storage)
+
+    @contextlib.contextmanager
+    def lock(self, *, wait: bool = False) -> Iterator[None]:
+        """Hold the lake's exclusive lock, with the catalog and state read afresh under it."""
+        with self.storage.lock(wait=wait):
+            self.catalog.reset()
+            yield
 
     def discover(self, source: SourceConfig) -> list[Path]:
         """Files matching the source's ``path`` glob (relative to the project folder)."""
@@ -152,10 +160,10 @@ def run(
     result = RunResult(run_id="")
     started = time.perf_counter()
     runner = runner_from_config(
-        config, pipeline_steps(lake, result, progress or (lambda _msg: None)), log_format=log_format,
-        stream=log_stream,
+        config, pipeline_steps(lake, result, progress or (lambda _msg: None)), storage=lake.storage,
+        log_format=log_format, stream=log_stream,
     )
-    with lake.state.lock(wait=wait):
+    with lake.lock(wait=wait):
         if resume:
             execution = runner.resume(resume)
         else:
@@ -214,8 +222,9 @@ class _Step:
         self.catalog = lake.catalog
         self.run_id = run_id
         self.name = name
-        self.tmp = lake.root / "_tmp" / f"{run_id}-{name}"
-        self.written: list[Path] = []
+        self.tmp = lake.storage.work / f"{run_id}-{name}"
+        self.written: dict[str, str] = {}  # table -> URI of the folder this step writes it to, until committed
+        self.rows_written: dict[tuple[str, str], int] = {}  # (table, part) -> rows
         self.staged: dict[str, tuple[list[str], list[BooleanExpression]]] = {}
         self._engine: Engine | None = None
         self.tables: dict[str, str] = {}
@@ -233,10 +242,12 @@ class _Step:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            for folder in self.written:
-                shutil.rmtree(folder, ignore_errors=True)
-                with contextlib.suppress(OSError):
-                    folder.parent.rmdir()  # the run's folder, if no other step wrote to it
+            # Back to the lake as published (a change whose publication failed is undone), and
+            # delete the files no published commit refers to.
+            self.lake.storage.refresh()
+            self.catalog.reset()
+            for folder in self.written.values():
+                self.lake.storage.delete_tree(folder)
         self.engine.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -248,9 +259,12 @@ class _Step:
               layout: tuple[str, ...] = ()) -> list[str]:
         """Create/evolve ``table`` for ``query``'s schema and write its rows under a run folder."""
         target = self.catalog.ensure(table, self.engine.schema(query), zone=zone, partition_by=partition_by)
-        folder = self.catalog.data_dir(target) / f"run_id={self.run_id}"
-        self.written.append(folder / self.name)
-        return self.engine.write_parquet(query, folder / self.name / part, layout or partition_by)
+        folder = f"{self.catalog.data_dir(target)}/run_id={self.run_id}/{self.name}"
+        self.written[table] = folder
+        local = local_staging(self.lake.storage, folder, self.tmp / "out") / part
+        self.engine.write_parquet(query, local, layout or partition_by)
+        self.rows_written[(table, part)] = sum(parquet_rows(str(f)) for f in local.rglob("*.parquet"))
+        return self.lake.storage.publish(local, f"{folder}/{part}")
 
     def stage(self, table: str, files: Sequence[str], replace: Iterable[BooleanExpression]) -> None:
         old_files, old_replace = self.staged.get(table, ([], []))
@@ -259,6 +273,7 @@ class _Step:
     def commit(self) -> None:
         for table, (files, replace) in self.staged.items():
             self.catalog.commit(self.catalog.load(table), files, replace=replace, run_id=self.run_id)
+            self.written.pop(table, None)  # referenced now: kept even if a later commit fails
 
 
 # -- validate -------------------------------------------------------------------------------------
@@ -429,7 +444,7 @@ def analytics_step(lake: Lake, result: RunResult, say: Say) -> None:
             query = analytics.mart_query(mart, "_enriched_dates")
             files = step.write(mart, query, ANALYTICS, "marts", partition_by=("sale_date",))
             step.stage(mart, files, [by_date])
-            result.marts[mart] = sum(parquet_rows(f) for f in files)
+            result.marts[mart] = step.rows_written[(mart, "marts")]
         step.commit()
     lake.state.clear_pending_dates(ANALYTICS_STAGE, dates)
     result.dates = result.dates or dates

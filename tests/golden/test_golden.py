@@ -33,11 +33,14 @@ def test_golden_case(case: Path, tmp_path: Path) -> None:
     run_and_compare(case, tmp_path)
 
 
-def run_and_compare(case: Path, tmp_path: Path, engine: EngineConfig | None = None) -> None:
-    """Run ``case`` (on ``engine``, default as configured) and compare the tables with the expected ones."""
+def run_and_compare(
+    case: Path, tmp_path: Path, engine: EngineConfig | None = None, env: dict[str, str] | None = None
+) -> None:
+    """Run ``case`` (on ``engine``, default as configured; ``env`` overrides the configuration) and
+    compare the tables with the expected ones."""
     project = tmp_path / case.name
     shutil.copytree(case, project, ignore=shutil.ignore_patterns("expected"))
-    config = load_config(project / "retail-etl.yaml", env={})
+    config = load_config(project / "retail-etl.yaml", env=env or {})
     if engine is not None:
         config = config.model_copy(update={"engine": engine})
     run(config)

@@ -16,8 +16,7 @@ from retail_etl.config.loader import load_config
 from retail_etl.config.model import CsvOptions, EngineConfig
 from retail_etl.engines.base import EMPTY_REJECTS
 from retail_etl.engines.duckdb import DuckDBEngine
-from retail_etl.lake.catalog import Catalog
-from retail_etl.pipeline import run
+from retail_etl.pipeline import Lake, run
 from retail_etl.sample.generator import generate
 from retail_etl.sources import csv_reader
 from tests.conftest import SCAFFOLD
@@ -44,7 +43,7 @@ def test_generated_dirty_data_gives_the_same_tables_on_both_engines(tmp_path: Pa
         shutil.copyfile(SCAFFOLD, project / "retail-etl.yaml")
         config = load_config(project / "retail-etl.yaml", env={}).model_copy(update={"engine": engine})
         run(config)
-        catalogs[name] = Catalog(Path(config.lake_root()), config.lake.namespace)
+        catalogs[name] = Lake(config).catalog
     duck, spark = catalogs["duckdb"], catalogs["spark"]
     assert duck.tables() == spark.tables()
     for name in ("sales_validated", "sales_quarantine", "sales_enriched", "daily_sales", "product_daily"):

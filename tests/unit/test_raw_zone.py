@@ -11,10 +11,11 @@ import pytest
 
 from retail_etl.errors import SourceError
 from retail_etl.lake.raw import RawZone
+from retail_etl.lake.storage import LocalStorage
 
 
 def test_ingest_copies_unchanged_and_records_sha256(tmp_path: Path) -> None:
-    zone = RawZone(tmp_path / "lake")
+    zone = RawZone(LocalStorage(tmp_path / "lake"))
     src = tmp_path / "sales.csv"
     src.write_bytes(b"a,b\n1,\xe9\n")
     (entry,) = zone.ingest("sales", [src], today=dt.date(2024, 3, 1))
@@ -27,7 +28,7 @@ def test_ingest_copies_unchanged_and_records_sha256(tmp_path: Path) -> None:
 
 
 def test_same_content_is_skipped_and_a_changed_file_is_a_new_version(tmp_path: Path) -> None:
-    zone = RawZone(tmp_path / "lake")
+    zone = RawZone(LocalStorage(tmp_path / "lake"))
     src = tmp_path / "sales.csv"
     src.write_text("a\n1\n")
     day = dt.date(2024, 3, 1)
@@ -41,7 +42,7 @@ def test_same_content_is_skipped_and_a_changed_file_is_a_new_version(tmp_path: P
 
 
 def test_a_torn_manifest_line_is_ignored_and_repaired(tmp_path: Path) -> None:
-    zone = RawZone(tmp_path / "lake")
+    zone = RawZone(LocalStorage(tmp_path / "lake"))
     for name in ("a.csv", "b.csv"):
         (tmp_path / name).write_text(f"x\n{name}\n")
     zone.ingest("s", [tmp_path / "a.csv"])
@@ -56,4 +57,4 @@ def test_a_torn_manifest_line_is_ignored_and_repaired(tmp_path: Path) -> None:
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="no such file"):
-        RawZone(tmp_path / "lake").ingest("s", [tmp_path / "nope.csv"])
+        RawZone(LocalStorage(tmp_path / "lake")).ingest("s", [tmp_path / "nope.csv"])

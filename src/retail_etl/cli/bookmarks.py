@@ -51,7 +51,7 @@ def reset(source: SourceArg, files: FilesOption = None, config: ConfigOption = N
     """Forget processed files: the next run re-derives them (replacing their earlier rows)."""
     lake = _lake(config)
     lake.config.source(source)
-    with lake.state.lock():
+    with lake.lock():
         count = lake.state.reset_bookmarks(source, files)
     console.print(f"reset {count} bookmark(s) of {source}; the next run re-derives those files")
 
@@ -68,6 +68,6 @@ def set_(source: SourceArg, files: FilesOption = None, config: ConfigOption = No
 
         raise SourceError(f"not in the raw zone of {source}: {', '.join(unknown)}",
                           hint=f"`retail-etl bookmarks show {source}` lists its files")
-    with lake.state.lock():
+    with lake.lock():
         lake.state.mark_processed(entries, run_id="manual")
     console.print(f"marked {len(entries)} file version(s) of {source} as processed")

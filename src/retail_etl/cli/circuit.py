@@ -9,8 +9,10 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from retail_etl.lake.storage import open_storage
+from retail_etl.workflow import workflow_state
 from retail_etl.workflow.circuit import CLOSED, CircuitBreaker
-from retail_etl.workflow.state import WorkflowState, iso
+from retail_etl.workflow.state import iso
 
 circuit_app = typer.Typer(
     help="The circuit breaker that pauses the workflow after consecutive failed executions.", no_args_is_help=True
@@ -27,7 +29,7 @@ def _breaker(config: Path | None) -> tuple[CircuitBreaker, bool]:
     from retail_etl.config.loader import load_config
 
     cfg = load_config(config)
-    state = WorkflowState(Path(cfg.lake_root()) / "_state" / "state.db")
+    state = workflow_state(open_storage(cfg.lake, cfg.lake_root()))
     c = cfg.workflow.circuit
     breaker = CircuitBreaker(state, cfg.workflow.name, failure_threshold=c.failure_threshold,
                              cooldown_seconds=c.cooldown_seconds)

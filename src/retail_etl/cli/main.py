@@ -123,7 +123,7 @@ def ingest(
     cfg = _config(config)
     cfg.source(source)
     lake = Lake(cfg)
-    with lake.state.lock():
+    with lake.lock():
         added = lake.raw.ingest(source, files)
     for f in added:
         console.print(f"ingested {f.name} -> {f.path} (sha256 {f.sha256[:12]}…, {f.size:,} bytes)")

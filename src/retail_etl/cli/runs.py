@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from retail_etl.lake.storage import LOGS_DIR, STATE_DB, Storage, open_storage
+from retail_etl.workflow import workflow_state
 from retail_etl.workflow.logging import read_log
 from retail_etl.workflow.state import STATUSES, Execution, ExecutionNotFoundError, WorkflowState
 
@@ -26,18 +28,17 @@ ConfigOption = Annotated[
 _STYLE = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow", "ABORTED": "magenta", "SKIPPED": "dim"}
 
 
-def lake_paths(config: Path | None) -> tuple[Path, Path]:
-    """(state database, logs folder) of the configuration's lake."""
+def _storage(config: Path | None) -> Storage:
     from retail_etl.config.loader import load_config
 
-    lake = Path(load_config(config).lake_root())
-    return lake / "_state" / "state.db", lake / "_logs"
+    cfg = load_config(config)
+    return open_storage(cfg.lake, cfg.lake_root())
 
 
 def _state(config: Path | None) -> WorkflowState | None:
     """The state database, or None when no execution was ever recorded (nothing is created)."""
-    db, _ = lake_paths(config)
-    return WorkflowState(db) if db.exists() else None
+    storage = _storage(config)
+    return workflow_state(storage) if storage.db_path(STATE_DB).exists() else None
 
 
 def _table(*columns: str, title: str | None = None) -> Table:
@@ -164,10 +165,11 @@ def logs_command(
     if log_format not in ("text", "json"):
         raise typer.BadParameter("choose text or json", param_hint="--log-format")
     execution = _find(config, execution_id)
-    _, logs = lake_paths(config)
-    path = logs / f"{execution.id}.jsonl"
-    if not path.exists():
-        raise ExecutionNotFoundError(f"no log file for {execution.id} at {path}",
+    storage = _storage(config)
+    rel = f"{LOGS_DIR}/{execution.id}.jsonl"
+    text = storage.read_text(rel)
+    if text is None:
+        raise ExecutionNotFoundError(f"no log file for {execution.id} at {storage.uri(rel)}",
                                      hint="the log folder may have been cleaned up")
-    for line in read_log(path, log_format):  # type: ignore[arg-type]
+    for line in read_log(text, log_format):  # type: ignore[arg-type]
         typer.echo(line)

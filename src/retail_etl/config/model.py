@@ -129,9 +129,17 @@ class SourceConfig(_Strict):
         return spec if isinstance(spec, ColumnSpec) or spec is None else ColumnSpec(column=spec)
 
 
+class S3Config(_Strict):
+    """Where an ``s3://`` lake's object store answers; credentials come from the usual AWS sources."""
+
+    endpoint_url: str | None = Field(None, description="e.g. http://127.0.0.1:9000 for MinIO; default: AWS.")
+    region: str | None = Field(None, description="Default: AWS_REGION / AWS_DEFAULT_REGION.")
+
+
 class LakeConfig(_Strict):
-    root: str = "lake"
+    root: str = Field("lake", description="A folder (relative to this file) or s3://bucket/prefix.")
     namespace: str = "retail_etl"
+    s3: S3Config = S3Config()
 
 
 class SparkConfig(_Strict):

@@ -39,6 +39,7 @@ def register_tables(
     con: duckdb.DuckDBPyConnection, catalog: Catalog, names: Iterable[str] | None = None
 ) -> list[str]:
     """Expose catalog tables (current snapshots) as views ``<namespace>.<table>``; returns the names."""
+    catalog.storage.attach(con)
     schema = catalog.namespace
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
     registered = []

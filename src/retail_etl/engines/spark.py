@@ -40,6 +40,7 @@ from retail_etl.engines.base import Engine, parquet_rows
 from retail_etl.engines.sql import to_spark
 from retail_etl.errors import ConfigError
 from retail_etl.lake.catalog import Catalog
+from retail_etl.lake.storage import LocalStorage
 from retail_etl.sources import csv_reader
 from retail_etl.sources.csv_lines import (
     MAX_RECORD_BYTES,
@@ -175,6 +176,11 @@ class SparkEngine(Engine):
         return files
 
     def register_catalog_tables(self, catalog: Catalog) -> dict[str, str]:
+        if not isinstance(catalog.storage, LocalStorage):
+            raise ConfigError(
+                "the spark engine runs on a lake in a folder (local, or mounted on every node), not on s3://",
+                path=("engine", "name"), hint="use engine: duckdb for an s3:// lake",
+            )
         relations = {}
         for name in catalog.tables():
             table = catalog.load(name)

@@ -1,4 +1,4 @@
-"""Iceberg tables through pyiceberg's SQL catalog (a SQLite file in the lake).
+"""Iceberg tables through pyiceberg's SQL catalog (the SQLite file ``catalog.db`` in the lake).
 
 Write protocol: an engine writes Parquet files (partition columns kept inside the files)
 under the table's location; then ONE Iceberg transaction deletes what the batch replaces
@@ -11,8 +11,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
@@ -20,6 +18,7 @@ from pyiceberg.expressions import BooleanExpression
 from pyiceberg.table import Table
 
 from retail_etl.errors import LakeBusyError, LakeError
+from retail_etl.lake.storage import CATALOG_DB, Storage
 
 RUN_ID_PROPERTY = "retail-etl.run-id"
 ZONE_PROPERTY = "retail-etl.zone"
@@ -39,22 +38,30 @@ class TableInfo:
 class Catalog:
     """The lake's table catalog: create, commit, list and plan reads of Iceberg tables."""
 
-    def __init__(self, lake_root: Path, namespace: str) -> None:
-        self.lake_root = Path(lake_root)
+    def __init__(self, storage: Storage, namespace: str) -> None:
+        self.storage = storage
         self.namespace = namespace
         self._catalog: SqlCatalog | None = None
 
     @property
     def iceberg(self) -> SqlCatalog:
         if self._catalog is None:
-            self.lake_root.mkdir(parents=True, exist_ok=True)
             self._catalog = SqlCatalog(
                 CATALOG_NAME,
-                uri=f"sqlite:///{self.lake_root / 'catalog.db'}",
-                warehouse=_file_uri(self.lake_root),
+                uri=f"sqlite:///{self.storage.db_path(CATALOG_DB)}",
+                warehouse=self.storage.uri(),
+                **self.storage.iceberg_properties(),
             )
-            self._catalog.create_namespace_if_not_exists(self.namespace)
+            if (self.namespace,) not in self._catalog.list_namespaces():
+                self._catalog.create_namespace(self.namespace)
+                self.storage.push(CATALOG_DB)
         return self._catalog
+
+    def reset(self) -> None:
+        """Forget the open catalog (its database file has been replaced by a newer one)."""
+        if self._catalog is not None:
+            self._catalog.engine.dispose()
+            self._catalog = None
 
     def identifier(self, name: str) -> str:
         return f"{self.namespace}.{name}"
@@ -69,7 +76,7 @@ class Catalog:
         """Load ``name``, creating it (in ``<lake>/<zone>/<name>``) or adding new columns as needed."""
         table = self.load(name)
         if table is None:
-            location = _file_uri(self.lake_root / zone / name)
+            location = self.storage.uri(f"{zone}/{name}")
             table = self.iceberg.create_table(
                 self.identifier(name), schema=schema, location=location, properties={ZONE_PROPERTY: zone}
             )
@@ -78,16 +85,19 @@ class Catalog:
                     for column in partition_by:
                         spec.add_identity(column)
                 table = self.iceberg.load_table(self.identifier(name))
+            self.storage.push(CATALOG_DB)
             return table
         existing = {f.name for f in table.schema().fields}
         if any(f.name not in existing for f in schema):
             with table.update_schema() as update:
                 update.union_by_name(schema)
+            self.storage.push(CATALOG_DB)
             table = self.iceberg.load_table(self.identifier(name))
         return table
 
-    def data_dir(self, table: Table) -> Path:
-        return Path(table.location().removeprefix("file://")) / "data"
+    def data_dir(self, table: Table) -> str:
+        """The URI of the table's data folder."""
+        return f"{table.location().rstrip('/')}/data"
 
     def commit(
         self,
@@ -101,7 +111,8 @@ class Catalog:
 
         Several filters rather than one ``Or``: a row-level rewrite evaluates the filter on the
         rows, and an ``Or`` over a column holding NULLs would keep or drop the wrong rows.
-        Returns False (and commits nothing) when there is nothing to delete or add.
+        ``files`` are URIs (see :meth:`Storage.publish`). Returns False (and commits nothing) when
+        there is nothing to delete or add.
         """
         deletes = [expr for expr in replace if self._matches(table, expr)]
         if not files and not deletes:
@@ -112,11 +123,12 @@ class Catalog:
                 for expr in deletes:
                     tx.delete(expr, snapshot_properties=props)
                 if files:
-                    tx.add_files([_file_uri(f) for f in files], snapshot_properties=props)
+                    tx.add_files(list(files), snapshot_properties=props)
         except CommitFailedException as exc:
             raise LakeBusyError(f"commit to {table.name()} conflicted with another writer: {exc}") from exc
         except (OSError, ValueError) as exc:
             raise LakeError(f"commit to {'.'.join(table.name())} failed: {exc}") from exc
+        self.storage.push(CATALOG_DB)
         return True
 
     @staticmethod
@@ -128,10 +140,10 @@ class Catalog:
             return any(True for _ in table.scan(row_filter=expr).plan_files())
 
     def files(self, table: Table, snapshot_id: int | None = None) -> list[str]:
-        """Local paths of the data files of the current (or given) snapshot."""
+        """The data files of the current (or given) snapshot, as engines read them (see :meth:`Storage.path_of`)."""
         if table.current_snapshot() is None:
             return []
-        return [t.file.file_path.removeprefix("file://") for t in table.scan(snapshot_id=snapshot_id).plan_files()]
+        return [self.storage.path_of(t.file.file_path) for t in table.scan(snapshot_id=snapshot_id).plan_files()]
 
     def tables(self) -> list[str]:
         return sorted(ident[-1] for ident in self.iceberg.list_tables(self.namespace))
@@ -151,7 +163,3 @@ class Catalog:
             snapshots=len(table.snapshots()),
         )
 
-
-def _file_uri(path: str | Path) -> str:
-    # Not Path.as_uri(): pyiceberg does not percent-decode, and hive folders contain '='.
-    return f"file://{Path(path).resolve()}"

@@ -10,18 +10,16 @@ version of ``sales_2024-01.csv`` replaces the rows the old version produced.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
-import shutil
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from retail_etl.errors import SourceError
+from retail_etl.lake.storage import Storage, file_sha256
 
 MANIFEST = "_manifest.jsonl"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -44,33 +42,18 @@ class RawFile:
         return self.path
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class RawZone:
-    """Ingest into, and list, the raw zone under ``lake_root``."""
+    """Ingest into, and list, the raw zone of a lake's storage."""
 
-    def __init__(self, lake_root: Path) -> None:
-        self.lake_root = Path(lake_root)
-        self.root = self.lake_root / "raw"
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
 
     def manifest(self, source: str) -> list[RawFile]:
         """Every file version ingested for ``source``, in ingest order."""
-        path = self.root / source / MANIFEST
-        if not path.exists():
-            return []
-        out = []
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                # A line without its newline is an append cut short by a crash: not an entry.
-                if line.endswith("\n") and line.strip():
-                    out.append(RawFile(**json.loads(line)))
-        return out
+        text = self.storage.read_text(f"raw/{source}/{MANIFEST}") or ""
+        # A last line without its newline is an append cut short by a crash: not an entry.
+        return [RawFile(**json.loads(line)) for line in text.splitlines(keepends=True)
+                if line.endswith("\n") and line.strip()]
 
     def ingest(self, source: str, files: Iterable[Path], *, today: dt.date | None = None) -> list[RawFile]:
         """Copy ``files`` into the raw zone; returns the versions that are new (same name and content: skipped)."""
@@ -87,7 +70,7 @@ class RawZone:
             cached = by_origin.get((origin, stat.st_size, stat.st_mtime_ns))
             if cached is not None and cached.name == file.name:
                 continue  # unchanged since last ingested: skip hashing
-            digest = sha256_of(file)
+            digest = file_sha256(file)
             if (file.name, digest) in seen:
                 continue
             entry = self._store(source, file, digest, stat, today or dt.datetime.now(dt.UTC).date())
@@ -97,26 +80,19 @@ class RawZone:
         return added
 
     def _store(self, source: str, file: Path, digest: str, stat: os.stat_result, day: dt.date) -> RawFile:
-        folder = self.root / source / f"ingest_date={day.isoformat()}"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / file.name
-        if target.exists() and sha256_of(target) != digest:
-            target = folder / f"{file.stem}.{digest[:12]}{file.suffix}"
-        if not target.exists():
-            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-            shutil.copyfile(file, tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            if sha256_of(tmp) != digest:
-                tmp.unlink()
-                raise SourceError("file changed while it was being ingested; ingest it again", path=str(file))
-            os.replace(tmp, target)
-            os.chmod(target, 0o444)
+        folder = f"raw/{source}/ingest_date={day.isoformat()}"
+        rel = f"{folder}/{file.name}"
+        existing = self.storage.sha256(rel)
+        if existing is not None and existing != digest:
+            rel = f"{folder}/{file.stem}.{digest[:12]}{file.suffix}"
+            existing = self.storage.sha256(rel)
+        if existing is None:
+            self.storage.put_file(file, rel, digest)
         now = dt.datetime.now(dt.UTC)
         return RawFile(
             source=source,
             name=file.name,
-            path=target.relative_to(self.lake_root).as_posix(),
+            path=rel,
             sha256=digest,
             size=stat.st_size,
             ingested_at=now.isoformat(timespec="seconds"),
@@ -126,19 +102,8 @@ class RawZone:
         )
 
     def _append(self, source: str, entry: RawFile) -> None:
-        path = self.root / source / MANIFEST
-        path.parent.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps(asdict(entry), sort_keys=True) + "\n").encode("utf-8")
-        with open(path, "ab+") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            if size:
-                fh.seek(size - 1)
-                if fh.read(1) != b"\n":  # drop the tail of an append cut short by a crash
-                    fh.seek(0)
-                    fh.truncate(fh.read().rfind(b"\n") + 1)
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        self.storage.append_line(f"raw/{source}/{MANIFEST}", json.dumps(asdict(entry), sort_keys=True) + "\n")
 
     def local_path(self, entry: RawFile) -> Path:
-        return self.lake_root / entry.path
+        """A local file with the content of ``entry`` (downloaded when the lake is remote)."""
+        return self.storage.local_copy(entry.path)

@@ -1,5 +1,5 @@
 """Run state kept in the lake: bookmarks of processed raw files, the journal of sale dates
-waiting to be re-derived by a later step, and the lake lock.
+waiting to be re-derived by a later step (the lake lock is the storage's).
 
 Bookmarks are written right after the validate step's commits. A crash between the two leaves
 a file unbookmarked; the next run re-derives it and replaces the rows it produced, so data is
@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
-from retail_etl.errors import LakeBusyError
 from retail_etl.lake.raw import RawFile
+from retail_etl.lake.storage import STATE_DB, Storage
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bookmarks (
@@ -42,22 +39,22 @@ CREATE TABLE IF NOT EXISTS pending_dates (
 
 
 class StateStore:
-    """SQLite database ``<lake>/_state/state.db``."""
+    """SQLite database ``<lake>/_state/state.db`` (shared with the workflow's tables)."""
 
-    def __init__(self, lake_root: Path) -> None:
-        self.dir = Path(lake_root) / "_state"
-        self.path = self.dir / "state.db"
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
 
     @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path, timeout=30)
+    def _db(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.storage.db_path(STATE_DB), timeout=30)
         try:
             con.executescript(_SCHEMA)
             with con:
                 yield con
         finally:
             con.close()
+        if write:
+            self.storage.push(STATE_DB)
 
     def processed(self, source: str) -> set[str]:
         """Raw paths of ``source`` already processed."""
@@ -66,7 +63,7 @@ class StateStore:
 
     def mark_processed(self, files: Iterable[RawFile], run_id: str) -> None:
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        with self._db() as con:
+        with self._db(write=True) as con:
             con.executemany(
                 "INSERT OR REPLACE INTO bookmarks VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(f.source, f.path, f.name, f.sha256, f.size, run_id, now) for f in files],
@@ -80,7 +77,7 @@ class StateStore:
 
     def reset_bookmarks(self, source: str, names: Iterable[str] | None = None) -> int:
         """Forget that files were processed (all of ``source``'s, or those named); returns how many."""
-        with self._db() as con:
+        with self._db(write=True) as con:
             if names is None:
                 return con.execute("DELETE FROM bookmarks WHERE source = ?", (source,)).rowcount
             return sum(
@@ -95,7 +92,7 @@ class StateStore:
 
     def add_pending_dates(self, stage: str, dates: Iterable[dt.date], run_id: str) -> None:
         """Journal dates for ``stage``; call before committing the data that makes them stale."""
-        with self._db() as con:
+        with self._db(write=True) as con:
             con.executemany(
                 "INSERT OR REPLACE INTO pending_dates VALUES (?, ?, ?)",
                 [(stage, d.isoformat(), run_id) for d in dates],
@@ -103,31 +100,7 @@ class StateStore:
 
     def clear_pending_dates(self, stage: str, dates: Iterable[dt.date]) -> None:
         """Remove dates from ``stage``'s journal; call after committing their re-derived data."""
-        with self._db() as con:
+        with self._db(write=True) as con:
             con.executemany(
                 "DELETE FROM pending_dates WHERE stage = ? AND sale_date = ?", [(stage, d.isoformat()) for d in dates]
             )
-
-    @contextlib.contextmanager
-    def lock(self, *, wait: bool = False) -> Iterator[None]:
-        """Hold the lake's exclusive lock; fails fast if another run holds it (or waits, with ``wait``).
-
-        An OS file lock is released by the kernel when its process dies, so a killed run
-        never leaves the lake locked.
-        """
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-                raise LakeBusyError(
-                    f"the lake is in use by {holder}",
-                    hint="wait for the other run to finish, or pass --wait to queue behind it",
-                ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
-            yield
-        finally:
-            os.close(fd)

@@ -8,12 +8,20 @@ from retail_etl.workflow.definition import (
     Catcher, Retrier, StepDef, StepTimeout, WorkflowDef, default_workflow, definition_from_config, to_asl,
 )
 from retail_etl.workflow.logging import ExecutionLog, LogSettings
-from retail_etl.workflow.runner import Runner, StepContext, StepFn, StepResult, runner_from_config
+from retail_etl.workflow.runner import (
+    Runner,
+    StepContext,
+    StepFn,
+    StepResult,
+    log_settings,
+    runner_from_config,
+    workflow_state,
+)
 from retail_etl.workflow.state import Execution, ExecutionNotFoundError, StepRun, WorkflowState
 
 __all__ = [
     "Catcher", "CircuitBreaker", "CircuitOpenError", "CircuitStatus", "Execution", "ExecutionLog",
     "ExecutionNotFoundError", "LogSettings", "Retrier", "Runner", "StepContext", "StepDef", "StepFn", "StepResult",
     "StepRun", "StepTimeout", "WorkflowDef", "WorkflowState", "default_workflow", "definition_from_config",
-    "runner_from_config", "to_asl",
+    "log_settings", "runner_from_config", "to_asl", "workflow_state",
 ]

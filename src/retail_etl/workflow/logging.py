@@ -47,8 +47,10 @@ class ExecutionLog:
         stream: TextIO | None = None,
         format: LogFormat = "text",
         wall: Callable[[], dt.datetime] = utcnow,
+        on_close: Callable[[Path], None] | None = None,
     ) -> None:
         self.execution_id = execution_id
+        self.on_close = on_close
         self.path = file
         self.stream = stream
         self.format = format
@@ -72,32 +74,35 @@ class ExecutionLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+            if self.on_close is not None and self.path is not None:
+                self.on_close(self.path)
 
 
 @dataclass(frozen=True)
 class LogSettings:
-    """Where the runner writes execution logs: ``directory/<execution_id>.jsonl`` and/or ``stream``."""
+    """Where the runner writes execution logs: ``directory/<execution_id>.jsonl`` and/or ``stream``;
+    ``on_close`` gets the file once the execution is over (an S3 lake uploads it then)."""
 
     directory: Path | None = None
     stream: TextIO | None = None
     format: LogFormat = "text"
+    on_close: Callable[[Path], None] | None = None
 
     def open(self, execution_id: str, wall: Callable[[], dt.datetime] = utcnow) -> ExecutionLog:
         file = None if self.directory is None else Path(self.directory) / f"{execution_id}.jsonl"
-        return ExecutionLog(execution_id, file=file, stream=self.stream, format=self.format, wall=wall)
+        return ExecutionLog(execution_id, file=file, stream=self.stream, format=self.format, wall=wall,
+                            on_close=self.on_close)
 
 
-def read_log(path: Path, format: LogFormat = "text") -> Iterator[str]:
-    """The lines of a log file as written (``json``) or rendered as plain lines (``text``)."""
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            line = line.rstrip("\n")
-            if not line:
-                continue
-            if format == "json":
-                yield line
-                continue
-            try:
-                yield format_text(json.loads(line))
-            except json.JSONDecodeError:  # a line cut short by a killed process
-                yield line
+def read_log(text: str, format: LogFormat = "text") -> Iterator[str]:
+    """The lines of a log file's ``text`` as written (``json``) or rendered as plain lines (``text``)."""
+    for line in text.splitlines():
+        if not line:
+            continue
+        if format == "json":
+            yield line
+            continue
+        try:
+            yield format_text(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short by a killed process
+            yield line

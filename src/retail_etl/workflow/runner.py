@@ -18,10 +18,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from retail_etl.errors import PermanentError
+from retail_etl.lake.storage import LOGS_DIR, STATE_DB, Storage, open_storage
 from retail_etl.notify.alert import CIRCUIT_OPEN, STEP_FAILED, SUCCESS_SUMMARY, Alert
 from retail_etl.workflow.circuit import CircuitBreaker
 from retail_etl.workflow.definition import (
@@ -403,6 +403,7 @@ def runner_from_config(
     config: Config,
     steps: Mapping[str, StepFn],
     *,
+    storage: Storage | None = None,
     log_format: LogFormat = "text",
     stream: TextIO | None = None,
     wall: Callable[[], dt.datetime] = utcnow,
@@ -410,12 +411,13 @@ def runner_from_config(
 ) -> Runner:
     """The runner ``retail-etl run`` uses: the definition, circuit breaker and notifications from the
     config, state in ``<lake>/_state/state.db``, logs in ``<lake>/_logs/<execution_id>.jsonl`` and on
-    ``stream``. The step names are the keys of ``steps``, in order; ``kwargs`` go to :class:`Runner`."""
+    ``stream``. ``storage`` is the lake's (opened from the config if not given). The step names are
+    the keys of ``steps``, in order; ``kwargs`` go to :class:`Runner`."""
     from retail_etl.notify import notifier_from_config  # retail_etl.notify imports this package
 
 
-    lake = Path(config.lake_root())
-    state = WorkflowState(lake / "_state" / "state.db")
+    storage = storage or open_storage(config.lake, config.lake_root())
+    state = workflow_state(storage)
     definition = definition_from_config(config.workflow, tuple(steps))
     cfg = config.workflow.circuit
     circuit = (
@@ -425,5 +427,16 @@ def runner_from_config(
     )
     return Runner(
         definition, steps, state, notifier=notifier_from_config(config.notifications, state, wall=wall),
-        circuit=circuit, logs=LogSettings(lake / "_logs", stream, log_format), wall=wall, **kwargs,
+        circuit=circuit, logs=log_settings(storage, stream, log_format), wall=wall, **kwargs,
     )
+
+
+def workflow_state(storage: Storage) -> WorkflowState:
+    """The workflow tables of a lake (in its state database)."""
+    return WorkflowState(storage.db_path(STATE_DB), on_change=lambda: storage.push(STATE_DB))
+
+
+def log_settings(storage: Storage, stream: TextIO | None = None, log_format: LogFormat = "text") -> LogSettings:
+    """Execution logs in the lake's ``_logs`` folder (written locally, then published)."""
+    return LogSettings(storage.local_dir(LOGS_DIR), stream, log_format,
+                       on_close=lambda path: storage.push(f"{LOGS_DIR}/{path.name}"))

@@ -13,7 +13,7 @@ import json
 import os
 import socket
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,10 +177,14 @@ class Event:
 
 
 class WorkflowState:
-    """The workflow tables in the SQLite file ``path`` (created on first use)."""
+    """The workflow tables in the SQLite file ``path`` (created on first use).
 
-    def __init__(self, path: Path | str) -> None:
+    ``on_change`` is called after every committed write (an S3 lake publishes the file then).
+    """
+
+    def __init__(self, path: Path | str, on_change: Callable[[], None] | None = None) -> None:
         self.path = Path(path)
+        self.on_change = on_change
         self._ready = False
 
     @contextlib.contextmanager
@@ -203,6 +207,8 @@ class WorkflowState:
             con.execute("COMMIT")
         finally:
             con.close()
+        if write and self.on_change is not None:
+            self.on_change()
 
     # -- executions -------------------------------------------------------------------------------
 
