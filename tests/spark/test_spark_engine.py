@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -44,7 +46,41 @@ def test_generated_dirty_data_gives_the_same_tables_on_both_engines(tmp_path: Pa
         config = load_config(project / "retail-etl.yaml", env={}).model_copy(update={"engine": engine})
         run(config)
         catalogs[name] = Lake(config).catalog
-    duck, spark = catalogs["duckdb"], catalogs["spark"]
+    _assert_same_tables(catalogs["duckdb"], catalogs["spark"])
+
+
+def test_cli_engine_option_on_the_init_project(tmp_path: Path) -> None:
+    """`retail-etl init` then `retail-etl run` and `retail-etl run --engine spark`: the same tables."""
+    catalogs = {}
+    for name, options in (("duckdb", []), ("spark", ["--engine", "spark"])):
+        project = tmp_path / name
+        _cli(tmp_path, "init", str(project), "--rows", "2000")
+        config = project / "retail-etl.yaml"
+        config.write_text(config.read_text().replace("engine:\n", "engine:\n" + SPARK_YAML, 1))
+        _cli(project, "run", *options)
+        catalogs[name] = Lake(load_config(project / "retail-etl.yaml", env={})).catalog
+    _assert_same_tables(catalogs["duckdb"], catalogs["spark"])
+
+
+# The tests' Spark settings (see conftest.py), as a user would write them.
+SPARK_YAML = """  spark:
+    master: local[2]
+    conf:
+      spark.sql.shuffle.partitions: 2
+      spark.default.parallelism: 2
+      spark.sql.codegen.wholeStage: false
+      spark.sql.adaptive.enabled: false
+      spark.driver.extraJavaOptions: -XX:TieredStopAtLevel=1 -XX:+UseSerialGC
+"""
+
+
+def _cli(cwd: Path, *args: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "retail_etl", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _assert_same_tables(duck, spark) -> None:
     assert duck.tables() == spark.tables()
     for name in ("sales_validated", "sales_quarantine", "sales_enriched", "daily_sales", "product_daily"):
         assert _rows(duck.load(name)), name

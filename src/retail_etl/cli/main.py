@@ -137,6 +137,10 @@ BookmarkOption = Annotated[
                       "new files, remember nothing; disable: re-derive every raw file.")
 ]
 LogFormatOption = Annotated[str, typer.Option("--log-format", help="Execution events on stderr as text or json.")]
+EngineOption = Annotated[
+    Optional[str],  # noqa: UP007 - typer needs Optional
+    typer.Option("--engine", help="Run on duckdb or spark (default: engine.name in the configuration)."),
+]
 
 
 @app.command()
@@ -146,10 +150,11 @@ def run(
     bookmark: BookmarkOption = "enable",
     wait: Annotated[bool, typer.Option("--wait", help="Wait for another run holding the lake instead of failing.")] = False,
     log_format: LogFormatOption = "text",
+    engine: EngineOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Ingest new files matching the sources' globs, then validate, transform and aggregate them."""
-    cfg = _config(config)
+    cfg = _with_engine(_config(config), engine)
     options = {"ingest_date": _day(date, "--date"), "bookmarks": _choice(bookmark, "--bookmark", BOOKMARK_MODES),
                "resume": resume, "wait": wait, "log_format": _choice(log_format, "--log-format", LOG_FORMATS)}
     print_run(console, _run_with_progress(cfg, **options))
@@ -172,12 +177,13 @@ def backfill(
     end: Annotated[str, typer.Option("--end", help="Last ingest date, inclusive.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be re-derived; change nothing.")] = False,
     log_format: LogFormatOption = "text",
+    engine: EngineOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Re-derive every raw file ingested in a date range: one execution per ingest date, in order."""
     from retail_etl.pipeline import Lake
 
-    cfg = _config(config)
+    cfg = _with_engine(_config(config), engine)
     first, last = _day(start, "--start"), _day(end, "--end")
     if first > last:
         raise typer.BadParameter("must not be after --end", param_hint="--start")
@@ -201,6 +207,15 @@ def backfill(
 
 BOOKMARK_MODES = ("enable", "pause", "disable")
 LOG_FORMATS = ("text", "json")
+ENGINES = ("duckdb", "spark")
+
+
+def _with_engine(cfg, engine: str | None):
+    """``cfg`` with the engine named by ``--engine`` (its other engine settings kept)."""
+    if engine is None:
+        return cfg
+    name = _choice(engine, "--engine", ENGINES)
+    return cfg.model_copy(update={"engine": cfg.engine.model_copy(update={"name": name})})
 
 
 def _choice(value: str, option: str, allowed: tuple[str, ...]) -> str:
