@@ -38,7 +38,7 @@ from retail_etl.jobs.validate import InputFile, ValidationResult, check_headers,
 from retail_etl.lake.catalog import Catalog
 from retail_etl.lake.raw import RawFile, RawZone
 from retail_etl.lake.state import StateStore
-from retail_etl.lake.storage import local_staging, open_storage
+from retail_etl.lake.storage import open_storage
 from retail_etl.model import ENTITIES
 from retail_etl.quality.ruleset import source_rules
 from retail_etl.sources.mapping import plan_source
@@ -261,7 +261,7 @@ class _Step:
         target = self.catalog.ensure(table, self.engine.schema(query), zone=zone, partition_by=partition_by)
         folder = f"{self.catalog.data_dir(target)}/run_id={self.run_id}/{self.name}"
         self.written[table] = folder
-        local = local_staging(self.lake.storage, folder, self.tmp / "out") / part
+        local = self.lake.storage.staging(folder, self.tmp / "out") / part
         self.engine.write_parquet(query, local, layout or partition_by)
         self.rows_written[(table, part)] = sum(parquet_rows(str(f)) for f in local.rglob("*.parquet"))
         return self.lake.storage.publish(local, f"{folder}/{part}")

@@ -104,8 +104,13 @@ class Storage(ABC):
         """A local path holding the file ``rel`` (the file itself when the lake is local)."""
 
     @abstractmethod
+    def staging(self, uri: str, scratch: Path) -> Path:
+        """Where an engine writes the files meant for folder ``uri``: the folder itself on a local
+        lake, a folder in ``scratch`` otherwise (see :meth:`publish`)."""
+
+    @abstractmethod
     def publish(self, local_dir: Path, uri: str) -> list[str]:
-        """Place the files under ``local_dir`` at ``uri`` (same relative paths); returns their URIs."""
+        """Place the Parquet files under ``local_dir`` at ``uri`` (same relative paths); returns their URIs."""
 
     @abstractmethod
     def delete_tree(self, uri: str) -> None:
@@ -198,6 +203,9 @@ class LocalStorage(Storage):
     def local_copy(self, rel: str) -> Path:
         return self.root / rel
 
+    def staging(self, uri: str, scratch: Path) -> Path:
+        return Path(self.path_of(uri))
+
     def publish(self, local_dir: Path, uri: str) -> list[str]:
         # The engine wrote straight into the table's folder (see :meth:`staging`).
         return sorted(f"file://{p}" for p in local_dir.rglob("*.parquet"))
@@ -227,13 +235,6 @@ class LocalStorage(Storage):
             yield
         finally:
             os.close(fd)
-
-
-def local_staging(storage: Storage, table_dir_uri: str, scratch: Path) -> Path:
-    """Where an engine writes the files of ``table_dir_uri``: in place on a local lake, else in scratch."""
-    if isinstance(storage, LocalStorage):
-        return Path(storage.path_of(table_dir_uri))
-    return scratch / hashlib.sha1(table_dir_uri.encode()).hexdigest()[:12]
 
 
 def _busy(holder: str) -> LakeBusyError:
@@ -421,6 +422,9 @@ class S3Storage(Storage):
                 raise _s3_error(exc, f"download {self.uri(rel)}") from exc
             os.replace(tmp, local)
         return local
+
+    def staging(self, uri: str, scratch: Path) -> Path:
+        return scratch / hashlib.sha1(uri.encode()).hexdigest()[:12]
 
     def publish(self, local_dir: Path, uri: str) -> list[str]:
         out = []
