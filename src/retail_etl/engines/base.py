@@ -37,6 +37,13 @@ class Engine(ABC):
     def view(self, name: str, sql: str) -> None:
         """Name the query ``sql`` (replacing ``name``): evaluated when used."""
 
+    def drop(self, name: str) -> None:
+        """Let go of relation ``name`` once nothing will read it again.
+
+        Only frees memory, so by default nothing happens: an engine that evaluates lazily
+        (Spark) may still need it to compute relations built from it.
+        """
+
     @abstractmethod
     def fetch_rows(self, sql: str) -> list[tuple]:
         """All rows of ``sql`` as tuples."""

@@ -115,6 +115,9 @@ class DuckDBEngine(Engine):
     def view(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE VIEW {_ident(name)} AS {sql}")
 
+    def drop(self, name: str) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {_ident(name)}")
+
     def fetch_rows(self, sql: str) -> list[tuple]:
         return self.con.execute(sql).fetchall()
 
