@@ -382,11 +382,11 @@ def transform_step(lake: Lake, result: RunResult, say: Say) -> None:
         transform_metrics: list[tuple[str, str, str, int, int]] = []
         enriched, quarantined = [], []
         for i, (name, source) in enumerate(lake.config.sources_of("sales").items()):
-            _validated_after(engine, "_v_source", name, step.relation(VALIDATED_TABLE["sales"]), [], [])
+            _validated_after(engine, f"_v_source_{i}", name, step.relation(VALIDATED_TABLE["sales"]), [], [])
             enriched.append(f"_enriched_{i}")
             quarantined.append(f"_transform_quarantine_{i}")
             res = transform(
-                engine, validated_after='"_v_source"', products=products, key=source.key, returns=source.returns,
+                engine, validated_after=f'"_v_source_{i}"', products=products, key=source.key, returns=source.returns,
                 unknown_products=source.unknown_products, run_id=result.run_id, enriched=enriched[-1],
                 quarantine=quarantined[-1],
             )
