@@ -207,13 +207,18 @@ def pipeline_steps(lake: Lake, result: RunResult, say: Say) -> dict[str, StepFn]
 
 
 class _Step:
-    """One step's scratch space: an engine session, written files, staged commits."""
+    """One step's scratch space: an engine session, written files, staged commits.
 
-    def __init__(self, lake: Lake, run_id: str, name: str) -> None:
+    ``reads`` names the committed tables the step reads, each with a filter on the rows it
+    needs (see :meth:`Engine.register_catalog_tables`); other tables are not planned.
+    """
+
+    def __init__(self, lake: Lake, run_id: str, name: str, reads: dict[str, BooleanExpression]) -> None:
         self.lake = lake
         self.catalog = lake.catalog
         self.run_id = run_id
         self.name = name
+        self.reads = reads
         self.tmp = lake.root / "_tmp" / f"{run_id}-{name}"
         self.written: list[Path] = []
         self.staged: dict[str, tuple[list[str], list[BooleanExpression]]] = {}
@@ -228,7 +233,7 @@ class _Step:
 
     def __enter__(self) -> _Step:
         self._engine = engines.create(self.lake.config, self.tmp / "spill")
-        self.tables = self._engine.register_catalog_tables(self.catalog)
+        self.tables = self._engine.register_catalog_tables(self.catalog, self.reads)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -293,7 +298,11 @@ def validate_step(
         plans = {b.name: plan_source(b.name, b.source) for b in todo}
         for b in todo:  # a broken header fails the run before any data is touched
             check_headers(plans[b.name], b.source, [_input(lake, f) for f in b.files])
-        with _Step(lake, result.run_id, "validate") as step:
+        reads = {VALIDATED_TABLE["products"]: AlwaysTrue(), VALIDATED_TABLE["sales"]: AlwaysTrue()}
+        sales_files = sorted({n for b in todo if b.source.entity == "sales" for n in b.names})
+        if sales_files:  # enriched lines of the files the batch replaces (see _touched_dates)
+            reads[ENRICHED_TABLE] = In("source_file", sales_files)
+        with _Step(lake, result.run_id, "validate", reads) as step:
             for b in todo:
                 say(f"validating {b.name}: {len(b.files)} file(s)")
                 _validate_batch(step, b, plans[b.name], result)
@@ -373,7 +382,8 @@ def transform_step(lake: Lake, result: RunResult, say: Say) -> None:
     if not dates:
         return
     say(f"transforming {len(dates)} sale date(s)")
-    with _Step(lake, result.run_id, "transform") as step:
+    reads = {VALIDATED_TABLE["products"]: AlwaysTrue(), VALIDATED_TABLE["sales"]: AlwaysTrue()}
+    with _Step(lake, result.run_id, "transform", reads) as step:
         engine = step.engine
         listing = ", ".join(f"({_lit(d.isoformat())})" for d in dates)
         engine.table("_dates", f"SELECT CAST(d AS DATE) AS sale_date FROM (VALUES {listing}) AS t(d)")
@@ -420,11 +430,11 @@ def analytics_step(lake: Lake, result: RunResult, say: Say) -> None:
     if not dates:
         return
     say(f"aggregating {len(dates)} sale date(s)")
-    with _Step(lake, result.run_id, "analytics") as step:
+    by_date = In("sale_date", [d.isoformat() for d in dates])
+    with _Step(lake, result.run_id, "analytics", {ENRICHED_TABLE: by_date}) as step:
         enriched = step.relation(ENRICHED_TABLE) or _empty_enriched(step.engine)
         listing = ", ".join(_lit(d.isoformat()) for d in dates)
         step.engine.view("_enriched_dates", f"SELECT * FROM {enriched} WHERE sale_date IN ({listing})")
-        by_date = In("sale_date", [d.isoformat() for d in dates])
         for mart in analytics.MARTS:
             query = analytics.mart_query(mart, "_enriched_dates")
             files = step.write(mart, query, ANALYTICS, "marts", partition_by=("sale_date",))
