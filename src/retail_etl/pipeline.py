@@ -359,7 +359,8 @@ def _touched_dates(step: _Step, batches: list[_Batch]) -> list[dt.date]:
     old_v, old_e = step.relation(VALIDATED_TABLE["sales"]), step.relation(ENRICHED_TABLE)
     dates: set[dt.date] = set()
     for b in batches:
-        key = list(b.source.key or ())
+        # Without earlier validated lines, the lines sharing a key with the batch are its own.
+        key = list(b.source.key or ()) if old_v else []
         _validated_after(engine, "_v_after", b.name, old_v, b.names, b.valid_files)
         cols = ", ".join(["sale_date", *(f'"{k}"' for k in key)])
         in_files = _in_list("source_file", b.names)
