@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import pyarrow as pa
-from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, In
+from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, GreaterThanOrEqual, In, LessThanOrEqual
 
 from retail_etl import engines
 from retail_etl.config.model import Config, SourceConfig
@@ -432,7 +432,7 @@ def analytics_step(lake: Lake, result: RunResult, say: Say) -> None:
         return
     say(f"aggregating {len(dates)} sale date(s)")
     by_date = In("sale_date", [d.isoformat() for d in dates])
-    with _Step(lake, result.run_id, "analytics", {ENRICHED_TABLE: by_date}) as step:
+    with _Step(lake, result.run_id, "analytics", {ENRICHED_TABLE: _date_span(dates)}) as step:
         enriched = step.relation(ENRICHED_TABLE) or _empty_enriched(step.engine)
         listing = ", ".join(_lit(d.isoformat()) for d in dates)
         step.engine.view("_enriched_dates", f"SELECT * FROM {enriched} WHERE sale_date IN ({listing})")
@@ -510,6 +510,16 @@ def _validated_after(
         parts.append(f"SELECT {nulls}, CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS source_file, "
                      "CAST(NULL AS BIGINT) AS source_line, CAST(NULL AS VARCHAR) AS run_id WHERE false")
     engine.view(view, " UNION ALL ".join(parts))
+
+
+def _date_span(dates: Sequence[dt.date]) -> BooleanExpression:
+    """The range from the first to the last of ``dates``: a cheap filter to plan their files with.
+
+    pyiceberg tests every literal of an ``In`` against every file (3.4 s CPU for a year's files
+    and dates, against 0.25 s for the range); reads still filter on the exact dates.
+    """
+    return And(GreaterThanOrEqual("sale_date", min(dates).isoformat()),
+               LessThanOrEqual("sale_date", max(dates).isoformat()))
 
 
 def _empty_enriched(engine: Engine) -> str:
