@@ -224,7 +224,8 @@ def main() -> None:
     parser.add_argument("--sales", type=Path, required=True)
     parser.add_argument("--products", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
-    parser.add_argument("--memory-limit", default="2GB", help="as the shipped config's engine.memory_limit")
+    parser.add_argument("--memory-limit", default="2GB",
+                        help="DuckDB's memory limit (the pipeline's shipped engine.memory_limit is 1.5GB)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     started = time.perf_counter()

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import pyarrow as pa
-from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, In
+from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, GreaterThanOrEqual, In, LessThanOrEqual
 
 from retail_etl import engines
 from retail_etl.config.model import Config, SourceConfig
@@ -215,13 +215,18 @@ def pipeline_steps(lake: Lake, result: RunResult, say: Say) -> dict[str, StepFn]
 
 
 class _Step:
-    """One step's scratch space: an engine session, written files, staged commits."""
+    """One step's scratch space: an engine session, written files, staged commits.
 
-    def __init__(self, lake: Lake, run_id: str, name: str) -> None:
+    ``reads`` names the committed tables the step reads, each with a filter on the rows it
+    needs (see :meth:`Engine.register_catalog_tables`); other tables are not planned.
+    """
+
+    def __init__(self, lake: Lake, run_id: str, name: str, reads: dict[str, BooleanExpression]) -> None:
         self.lake = lake
         self.catalog = lake.catalog
         self.run_id = run_id
         self.name = name
+        self.reads = reads
         self.tmp = lake.storage.work / f"{run_id}-{name}"
         self.written: dict[str, str] = {}  # table -> URI of the folder this step writes it to, until committed
         self.rows_written: dict[tuple[str, str], int] = {}  # (table, part) -> rows
@@ -237,7 +242,7 @@ class _Step:
 
     def __enter__(self) -> _Step:
         self._engine = engines.create(self.lake.config, self.tmp / "spill")
-        self.tables = self._engine.register_catalog_tables(self.catalog)
+        self.tables = self._engine.register_catalog_tables(self.catalog, self.reads)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -308,7 +313,11 @@ def validate_step(
         plans = {b.name: plan_source(b.name, b.source) for b in todo}
         for b in todo:  # a broken header fails the run before any data is touched
             check_headers(plans[b.name], b.source, [_input(lake, f) for f in b.files])
-        with _Step(lake, result.run_id, "validate") as step:
+        reads = {VALIDATED_TABLE["products"]: AlwaysTrue(), VALIDATED_TABLE["sales"]: AlwaysTrue()}
+        sales_files = sorted({n for b in todo if b.source.entity == "sales" for n in b.names})
+        if sales_files:  # enriched lines of the files the batch replaces (see _touched_dates)
+            reads[ENRICHED_TABLE] = In("source_file", sales_files)
+        with _Step(lake, result.run_id, "validate", reads) as step:
             for b in todo:
                 say(f"validating {b.name}: {len(b.files)} file(s)")
                 _validate_batch(step, b, plans[b.name], result)
@@ -365,7 +374,8 @@ def _touched_dates(step: _Step, batches: list[_Batch]) -> list[dt.date]:
     old_v, old_e = step.relation(VALIDATED_TABLE["sales"]), step.relation(ENRICHED_TABLE)
     dates: set[dt.date] = set()
     for b in batches:
-        key = list(b.source.key or ())
+        # Without earlier validated lines, the lines sharing a key with the batch are its own.
+        key = list(b.source.key or ()) if old_v else []
         _validated_after(engine, "_v_after", b.name, old_v, b.names, b.valid_files)
         cols = ", ".join(["sale_date", *(f'"{k}"' for k in key)])
         in_files = _in_list("source_file", b.names)
@@ -388,7 +398,8 @@ def transform_step(lake: Lake, result: RunResult, say: Say) -> None:
     if not dates:
         return
     say(f"transforming {len(dates)} sale date(s)")
-    with _Step(lake, result.run_id, "transform") as step:
+    reads = {VALIDATED_TABLE["products"]: AlwaysTrue(), VALIDATED_TABLE["sales"]: AlwaysTrue()}
+    with _Step(lake, result.run_id, "transform", reads) as step:
         engine = step.engine
         listing = ", ".join(f"({_lit(d.isoformat())})" for d in dates)
         engine.table("_dates", f"SELECT CAST(d AS DATE) AS sale_date FROM (VALUES {listing}) AS t(d)")
@@ -397,11 +408,11 @@ def transform_step(lake: Lake, result: RunResult, say: Say) -> None:
         transform_metrics: list[tuple[str, str, str, int, int]] = []
         enriched, quarantined = [], []
         for i, (name, source) in enumerate(lake.config.sources_of("sales").items()):
-            _validated_after(engine, "_v_source", name, step.relation(VALIDATED_TABLE["sales"]), [], [])
+            _validated_after(engine, f"_v_source_{i}", name, step.relation(VALIDATED_TABLE["sales"]), [], [])
             enriched.append(f"_enriched_{i}")
             quarantined.append(f"_transform_quarantine_{i}")
             res = transform(
-                engine, validated_after='"_v_source"', products=products, key=source.key, returns=source.returns,
+                engine, validated_after=f'"_v_source_{i}"', products=products, key=source.key, returns=source.returns,
                 unknown_products=source.unknown_products, run_id=result.run_id, enriched=enriched[-1],
                 quarantine=quarantined[-1],
             )
@@ -435,11 +446,11 @@ def analytics_step(lake: Lake, result: RunResult, say: Say) -> None:
     if not dates:
         return
     say(f"aggregating {len(dates)} sale date(s)")
-    with _Step(lake, result.run_id, "analytics") as step:
+    by_date = In("sale_date", [d.isoformat() for d in dates])
+    with _Step(lake, result.run_id, "analytics", {ENRICHED_TABLE: _date_span(dates)}) as step:
         enriched = step.relation(ENRICHED_TABLE) or _empty_enriched(step.engine)
         listing = ", ".join(_lit(d.isoformat()) for d in dates)
         step.engine.view("_enriched_dates", f"SELECT * FROM {enriched} WHERE sale_date IN ({listing})")
-        by_date = In("sale_date", [d.isoformat() for d in dates])
         for mart in analytics.MARTS:
             query = analytics.mart_query(mart, "_enriched_dates")
             files = step.write(mart, query, ANALYTICS, "marts", partition_by=("sale_date",))
@@ -514,6 +525,16 @@ def _validated_after(
         parts.append(f"SELECT {nulls}, CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS source_file, "
                      "CAST(NULL AS BIGINT) AS source_line, CAST(NULL AS VARCHAR) AS run_id WHERE false")
     engine.view(view, " UNION ALL ".join(parts))
+
+
+def _date_span(dates: Sequence[dt.date]) -> BooleanExpression:
+    """The range from the first to the last of ``dates``: a cheap filter to plan their files with.
+
+    pyiceberg tests every literal of an ``In`` against every file (3.4 s CPU for a year's files
+    and dates, against 0.25 s for the range); reads still filter on the exact dates.
+    """
+    return And(GreaterThanOrEqual("sale_date", min(dates).isoformat()),
+               LessThanOrEqual("sale_date", max(dates).isoformat()))
 
 
 def _empty_enriched(engine: Engine) -> str:

@@ -31,7 +31,7 @@ def test_shipped_config_loads(scaffold_config: Path) -> None:
 
 
 def test_unknown_key_names_file_line_and_suggestion(scaffold_config: Path) -> None:
-    _edit(scaffold_config, "  memory_limit: 2GB", "  memory_limt: 2GB")
+    _edit(scaffold_config, "  memory_limit: 1.5GB", "  memory_limt: 1.5GB")
     with pytest.raises(ConfigError) as info:
         load_config(scaffold_config, env={})
     message = str(info.value)

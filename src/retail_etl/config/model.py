@@ -160,7 +160,9 @@ class SparkConfig(_Strict):
 
 class EngineConfig(_Strict):
     name: Literal["duckdb", "spark"] = "duckdb"
-    memory_limit: str = Field("2GB", description="DuckDB only; Spark's memory is set in spark.conf.")
+    # DuckDB's buffer pool; the process needs about 350 MB more (Parquet writers, pyiceberg), so
+    # 1.5GB keeps a 10M-row run under 2 GiB.
+    memory_limit: str = Field("1.5GB", description="DuckDB only; Spark's memory is set in spark.conf.")
     threads: int | None = Field(None, ge=1, description="DuckDB only; Spark's parallelism follows spark.master.")
     spark: SparkConfig = SparkConfig()
 

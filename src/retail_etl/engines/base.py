@@ -9,11 +9,12 @@ returns.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 
 from retail_etl.config.model import CsvOptions
 from retail_etl.lake.catalog import Catalog
@@ -36,6 +37,13 @@ class Engine(ABC):
     @abstractmethod
     def view(self, name: str, sql: str) -> None:
         """Name the query ``sql`` (replacing ``name``): evaluated when used."""
+
+    def drop(self, name: str) -> None:
+        """Let go of relation ``name`` once nothing will read it again.
+
+        Only frees memory, so by default nothing happens: an engine that evaluates lazily
+        (Spark) may still need it to compute relations built from it.
+        """
 
     @abstractmethod
     def fetch_rows(self, sql: str) -> list[tuple]:
@@ -75,11 +83,23 @@ class Engine(ABC):
         """
 
     @abstractmethod
-    def register_catalog_tables(self, catalog: Catalog) -> dict[str, str]:
-        """Expose the catalog's tables (current snapshots); returns table name -> SQL relation."""
+    def register_catalog_tables(
+        self, catalog: Catalog, reads: Mapping[str, BooleanExpression] | None = None
+    ) -> dict[str, str]:
+        """Expose catalog tables (current snapshots); returns table name -> SQL relation.
+
+        ``reads`` names the tables to expose (default: all of them), each with a filter on the
+        rows that will be read: files that cannot hold such rows are left out. The relation
+        keeps every row of the files it reads, so queries must still filter.
+        """
 
     @abstractmethod
     def close(self) -> None: ...
+
+
+def catalog_reads(catalog: Catalog, reads: Mapping[str, BooleanExpression] | None) -> dict[str, BooleanExpression]:
+    """``reads`` as :meth:`Engine.register_catalog_tables` takes it: by default every table, every row."""
+    return dict(reads) if reads is not None else dict.fromkeys(catalog.tables(), AlwaysTrue())
 
 
 def parquet_rows(path: str) -> int:

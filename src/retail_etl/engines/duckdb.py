@@ -6,15 +6,16 @@ The module-level functions serve ``query`` (read-only SQL over the catalog) as w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+from pyiceberg.expressions import BooleanExpression
 from sqlglot import exp
 
 from retail_etl.config.model import CsvOptions, EngineConfig
-from retail_etl.engines.base import Engine, parquet_rows
+from retail_etl.engines.base import Engine, catalog_reads, parquet_rows
 from retail_etl.lake.catalog import Catalog
 from retail_etl.sources import csv_reader
 from retail_etl.sources.csv_reader import ReadResult
@@ -36,19 +37,22 @@ def connect(engine: EngineConfig, temp_dir: Path | None = None) -> duckdb.DuckDB
 
 
 def register_tables(
-    con: duckdb.DuckDBPyConnection, catalog: Catalog, names: Iterable[str] | None = None
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, reads: Mapping[str, BooleanExpression] | None = None
 ) -> list[str]:
-    """Expose catalog tables (current snapshots) as views ``<namespace>.<table>``; returns the names."""
+    """Expose catalog tables (current snapshots) as views ``<namespace>.<table>``; returns the names.
+
+    ``reads``: the tables to expose (default: all), each over the files its filter may match.
+    """
     catalog.storage.attach(con)
     schema = catalog.namespace
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
     registered = []
-    for name in names if names is not None else catalog.tables():
+    for name, row_filter in catalog_reads(catalog, reads).items():
         table = catalog.load(name)
         if table is None:
             continue
         target = f"{_ident(schema)}.{_ident(name)}"
-        files = catalog.files(table)
+        files = catalog.files(table, row_filter=row_filter)
         if files:
             file_list = ", ".join(_quote(f) for f in files)
             con.execute(
@@ -116,6 +120,9 @@ class DuckDBEngine(Engine):
     def view(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE VIEW {_ident(name)} AS {sql}")
 
+    def drop(self, name: str) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {_ident(name)}")
+
     def fetch_rows(self, sql: str) -> list[tuple]:
         return self.con.execute(sql).fetchall()
 
@@ -137,9 +144,11 @@ class DuckDBEngine(Engine):
         return csv_reader.load_csv(self.con, path, opts, table=table, rejects_table=rejects_table,
                                    source_file=source_file)
 
-    def register_catalog_tables(self, catalog: Catalog) -> dict[str, str]:
+    def register_catalog_tables(
+        self, catalog: Catalog, reads: Mapping[str, BooleanExpression] | None = None
+    ) -> dict[str, str]:
         ns = _ident(catalog.namespace)
-        return {name: f"{ns}.{_ident(name)}" for name in register_tables(self.con, catalog)}
+        return {name: f"{ns}.{_ident(name)}" for name in register_tables(self.con, catalog, reads)}
 
     def close(self) -> None:
         self.con.close()

@@ -28,15 +28,16 @@ import dataclasses
 import io
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 import duckdb
 import pyarrow as pa
+from pyiceberg.expressions import BooleanExpression
 
 from retail_etl.config.model import CsvOptions, EngineConfig
-from retail_etl.engines.base import Engine, parquet_rows
+from retail_etl.engines.base import Engine, catalog_reads, parquet_rows
 from retail_etl.engines.sql import to_spark
 from retail_etl.errors import ConfigError
 from retail_etl.lake.catalog import Catalog
@@ -175,19 +176,21 @@ class SparkEngine(Engine):
                 files.append(str(path))
         return files
 
-    def register_catalog_tables(self, catalog: Catalog) -> dict[str, str]:
+    def register_catalog_tables(
+        self, catalog: Catalog, reads: Mapping[str, BooleanExpression] | None = None
+    ) -> dict[str, str]:
         if not isinstance(catalog.storage, LocalStorage):
             raise ConfigError(
                 "the spark engine runs on a lake in a folder (local, or mounted on every node), not on s3://",
                 path=("engine", "name"), hint="use engine: duckdb for an s3:// lake",
             )
         relations = {}
-        for name in catalog.tables():
+        for name, row_filter in catalog_reads(catalog, reads).items():
             table = catalog.load(name)
             if table is None:
                 continue
             schema = T.StructType([T.StructField(f.name, _spark_type(f.type)) for f in table.schema().as_arrow()])
-            files = catalog.files(table)
+            files = catalog.files(table, row_filter=row_filter)
             df = self._read_parquet(files, schema) if files else self.spark.createDataFrame([], schema)
             view = f"{catalog.namespace}__{name}"
             self._register(view, df, persist=False)

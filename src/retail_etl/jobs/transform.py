@@ -76,49 +76,62 @@ def transform(
     """Create relations ``enriched`` and ``quarantine`` for the dates in ``_dates``.
 
     ``validated_after`` holds the validated lines of ONE source as they are after this batch.
+    Both results are views over relations named after ``enriched``, so calls for several
+    sources (with distinct names) do not overwrite each other's.
     """
     run = "'" + run_id.replace("'", "''") + "'"
-    engine.view("_candidates", f"SELECT * FROM {validated_after} WHERE sale_date IN (SELECT sale_date FROM _dates)")
+    name = {part: f"{enriched}_{part}" for part in ("candidates", "repeated", "ranked", "deduped", "joined")}
+    candidates, repeated, ranked, deduped, joined = (_ident(n) for n in name.values())
+    engine.view(name["candidates"],
+                f"SELECT * FROM {validated_after} WHERE sale_date IN (SELECT sale_date FROM _dates)")
     if key:
         cols = ", ".join(_ident(k) for k in key)
         not_null = " AND ".join(f"{_ident(k)} IS NOT NULL" for k in key)
-        # Rank every line sharing a key with a candidate, across all dates.
+        partition = ", ".join("v." + _ident(k) for k in key)
+        # Only the few keys that repeat (any date) need ranking; every other line is first of its key.
         engine.table(
-            "_ranked",
+            name["repeated"],
             f"""
-            SELECT v.source_file, v.source_line,
-                   row_number() OVER (PARTITION BY {", ".join("v." + _ident(k) for k in key)}
-                                      ORDER BY v.source_file, v.source_line) AS _rank,
-                   first_value(v.source_file || ':' || v.source_line) OVER (
-                       PARTITION BY {", ".join("v." + _ident(k) for k in key)}
-                       ORDER BY v.source_file, v.source_line) AS _first
-            FROM {validated_after} v
-            SEMI JOIN (SELECT DISTINCT {cols} FROM _candidates WHERE {not_null}) k USING ({cols})
+            SELECT {cols} FROM {validated_after}
+            SEMI JOIN (SELECT DISTINCT {cols} FROM {candidates} WHERE {not_null}) k USING ({cols})
+            GROUP BY {cols} HAVING count(*) > 1
             """,
         )
         engine.table(
-            "_deduped",
-            "SELECT c.*, coalesce(r._rank, 1) AS _rank, r._first "
-            "FROM _candidates c LEFT JOIN _ranked r USING (source_file, source_line)",
+            name["ranked"],
+            f"""
+            SELECT v.source_file, v.source_line,
+                   row_number() OVER (PARTITION BY {partition} ORDER BY v.source_file, v.source_line) AS _rank,
+                   first_value(v.source_file || ':' || v.source_line) OVER (
+                       PARTITION BY {partition} ORDER BY v.source_file, v.source_line) AS _first
+            FROM {validated_after} v SEMI JOIN {repeated} USING ({cols})
+            """,
+        )
+        engine.view(
+            name["deduped"],
+            f"SELECT c.*, coalesce(r._rank, 1) AS _rank, r._first "
+            f"FROM {candidates} c LEFT JOIN {ranked} r USING (source_file, source_line)",
         )
     else:
-        engine.table("_deduped", "SELECT *, 1 AS _rank, CAST(NULL AS VARCHAR) AS _first FROM _candidates")
+        engine.view(name["deduped"], f"SELECT *, 1 AS _rank, CAST(NULL AS VARCHAR) AS _first FROM {candidates}")
 
     is_return = "(quantity < 0)" if returns else "false"
     keep_unknown = unknown_products == "keep"
     attr = (lambda col: f"coalesce(p.{col}, '{UNKNOWN}')") if keep_unknown else (lambda col: f"p.{col}")
-    engine.table(
-        "_joined",
+    engine.view(
+        name["joined"],
         f"""
         SELECT d.*, p.product_id IS NOT NULL AS _known,
                {attr("product_name")} AS product_name, {attr("category")} AS category,
                {attr("subcategory")} AS subcategory, {attr("brand")} AS brand,
                p.unit_cost, p.list_price
-        FROM _deduped d LEFT JOIN {products} p ON d.product_id = p.product_id
+        FROM {deduped} d LEFT JOIN {products} p ON d.product_id = p.product_id
         """,
     )
     key_label = "+".join(key or ())
-    engine.table(
+    kept = f"_rank = 1 AND (_known OR {str(keep_unknown).lower()})"
+    # Views: each is computed once, by the Parquet write that reads it.
+    engine.view(
         enriched,
         f"""
         SELECT transaction_id, line_number, sold_at, sale_date, store_id, product_id, customer_id,
@@ -132,10 +145,10 @@ def transform(
                CAST(month(sale_date) AS INTEGER) AS month, CAST(isoyear(sale_date) AS INTEGER) AS iso_year,
                CAST(weekofyear(sale_date) AS INTEGER) AS iso_week, CAST(isodow(sale_date) AS INTEGER) AS weekday,
                source, source_file, source_line, {run} AS run_id
-        FROM _joined WHERE _rank = 1 AND (_known OR {str(keep_unknown).lower()})
+        FROM {joined} WHERE {kept}
         """,
     )
-    engine.table(
+    engine.view(
         quarantine,
         f"""
         SELECT {run} AS run_id, CAST(now() AS TIMESTAMP) AS quarantined_at,
@@ -145,12 +158,10 @@ def transform(
                     THEN ['{key_label} duplicates the line first seen at ' || _first]
                     ELSE ['product_id ''' || product_id || ''' is not in the products reference'] END AS messages,
                CAST(NULL AS VARCHAR) AS record, CAST(NULL AS VARCHAR) AS raw_line, sale_date
-        FROM _joined WHERE _rank > 1 OR NOT (_known OR {str(keep_unknown).lower()})
+        FROM {joined} WHERE NOT ({kept})
         """,
     )
-    lines_in, kept, dups, unknown = engine.fetch_row(
-        f"SELECT (SELECT count(*) FROM _joined), (SELECT count(*) FROM {enriched}), "
-        "(SELECT count(*) FROM _joined WHERE _rank > 1), "
-        f"(SELECT count(*) FROM {quarantine}) - (SELECT count(*) FROM _joined WHERE _rank > 1)"
+    lines_in, enriched_lines, dups = engine.fetch_row(
+        f"SELECT count(*), count(*) FILTER (WHERE {kept}), count(*) FILTER (WHERE _rank > 1) FROM {joined}"
     )
-    return TransformResult(lines_in, kept, dups, unknown)
+    return TransformResult(lines_in, enriched_lines, dups, lines_in - enriched_lines - dups)

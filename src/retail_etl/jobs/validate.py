@@ -112,14 +112,12 @@ def validate(
         if read.columns:
             raw_tables.append(name)
 
-    _build_canonical(engine, plan, raw_tables)
+    record = _build_canonical(engine, plan, raw_tables)
     checks = _row_checks(plan, source, rules, tables, partition_by)
     _build_checked(engine, checks)
-
-    quarantine_ids = [c for c in checks if c.severity == "quarantine"]
-    q_ids = _failed_list(quarantine_ids, lambda c: exp.Literal.string(c.id))
-    q_msgs = _failed_list(quarantine_ids, lambda c: exp.column(c.message_column))
-    engine.table("_flagged", f"SELECT *, {sql(q_ids)} AS _failed_rules, {sql(q_msgs)} AS _messages FROM _checked")
+    _build_flagged(engine, plan, checks, record)
+    for name in raw_tables:
+        engine.drop(name)
     failures = "".join(f", count({c.message_column})" for c in checks)
     parsed_rows, result.rows_valid, *counts = engine.fetch_row(
         f"SELECT count(*), count(*) FILTER (WHERE array_length(_failed_rules) = 0){failures} FROM _flagged")
@@ -175,8 +173,12 @@ class _Check:
         return f"_fail_{self.index}"
 
 
-def _build_canonical(engine: Engine, plan: SourcePlan, raw_tables: Sequence[str]) -> None:
-    """``_canonical``: lineage, the original record as JSON, canonical columns, parse-check messages."""
+def _build_canonical(engine: Engine, plan: SourcePlan, raw_tables: Sequence[str]) -> str:
+    """View ``_canonical``: lineage, the raw fields, canonical columns, parse-check messages.
+
+    Returns the expression of the original record as JSON over the raw fields: only the
+    quarantined rows need it, so :func:`_build_flagged` builds it for those alone.
+    """
     per_table = {t: _raw_columns(engine, t) for t in raw_tables}
     first_spelling: dict[str, str] = {}  # names are case-insensitive; keep the first file's spelling
     for cols in per_table.values():
@@ -195,18 +197,21 @@ def _build_canonical(engine: Engine, plan: SourcePlan, raw_tables: Sequence[str]
         "SELECT CAST(NULL AS VARCHAR) AS _source_file, CAST(NULL AS BIGINT) AS _source_line"
         + "".join(f", {null(c)}" for c in missing) + " WHERE false"
     )
-    record_args = ", ".join(f"{exp.Literal.string(c).sql('duckdb')}, \"{c}\"" for c in raw_cols)
+    # Raw fields under names that cannot clash with canonical ones (both may say "sold_at").
+    fields = [f'"{c}" AS _field_{i}' for i, c in enumerate(raw_cols)]
+    record_args = ", ".join(f"{exp.Literal.string(c).sql('duckdb')}, _field_{i}" for i, c in enumerate(raw_cols))
     record = f"CAST(json_object({record_args}) AS VARCHAR)" if raw_cols else "CAST('{}' AS VARCHAR)"
     parse = [
         exp.Case(ifs=[exp.If(this=passes, true=exp.null())], default=message).as_(f"_parse_{i}")
         for i, (_, passes, message) in enumerate(parse_failures(plan))
     ]
     select = ", ".join(
-        ["_source_file AS source_file", "_source_line AS source_line", f"{record} AS _record"]
+        ["_source_file AS source_file", "_source_line AS source_line", *fields]
         + [sql(e) for e in plan.projection()]
         + [sql(e) for e in parse]
     )
-    engine.table("_canonical", f"SELECT {select} FROM ({union}) AS _raw")
+    engine.view("_canonical", f"SELECT {select} FROM ({union}) AS _raw")
+    return record
 
 
 def _raw_columns(engine: Engine, table: str) -> list[str]:
@@ -259,7 +264,25 @@ def _build_checked(engine: Engine, checks: Sequence[_Check]) -> None:
         for c in checks
     ]
     extra = "".join(f", {sql(c)}" for c in cols)
-    engine.table("_checked", f"SELECT *{extra} FROM _canonical")
+    engine.view("_checked", f"SELECT *{extra} FROM _canonical")
+
+
+def _build_flagged(engine: Engine, plan: SourcePlan, checks: Sequence[_Check], record: str) -> None:
+    """``_flagged``, the one materialised relation: canonical rows, check messages, the quarantine
+    checks each row failed, and the original record of the rows that failed any."""
+    quarantine_ids = [c for c in checks if c.severity == "quarantine"]
+    q_ids = _failed_list(quarantine_ids, lambda c: exp.Literal.string(c.id))
+    q_msgs = _failed_list(quarantine_ids, lambda c: exp.column(c.message_column))
+    kept = ", ".join(
+        ["source_file", "source_line", *(f'"{c.name}"' for c in plan.entity.columns)]
+        + [c.message_column for c in checks]
+    )
+    engine.table(
+        "_flagged",
+        f"SELECT {kept}, _failed_rules, _messages, "
+        f"CASE WHEN array_length(_failed_rules) > 0 THEN {record} END AS _record "
+        f"FROM (SELECT *, {sql(q_ids)} AS _failed_rules, {sql(q_msgs)} AS _messages FROM _checked) AS _c",
+    )
 
 
 def _failed_list(checks: Sequence[_Check], value) -> exp.Expression:
@@ -280,7 +303,7 @@ def _evaluate_dataset_rules(
     for rule in rules:
         if rule.row_level:
             continue
-        query = rules_sql.dataset_metric(rule.rule, relation="_canonical", tables=tables)
+        query = rules_sql.dataset_metric(rule.rule, relation="_flagged", tables=tables)
         value = engine.fetch_row(sql(query))[0]
         value = float(value) if value is not None else 0.0
         passed = rules_sql.dataset_passes(rule.rule, value)

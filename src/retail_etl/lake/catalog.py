@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
-from pyiceberg.expressions import BooleanExpression
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table
 
 from retail_etl.errors import LakeBusyError, LakeError
@@ -140,11 +140,16 @@ class Catalog:
             warnings.simplefilter("ignore")
             return any(True for _ in table.scan(row_filter=expr).plan_files())
 
-    def files(self, table: Table, snapshot_id: int | None = None) -> list[str]:
-        """The data files of the current (or given) snapshot, as engines read them (see :meth:`Storage.path_of`)."""
+    def files(
+        self, table: Table, snapshot_id: int | None = None, row_filter: BooleanExpression = AlwaysTrue()
+    ) -> list[str]:
+        """The data files of the current (or given) snapshot, as engines read them (see
+        :meth:`Storage.path_of`); with ``row_filter``, only the files whose partition values and
+        column statistics allow matching rows."""
         if table.current_snapshot() is None:
             return []
-        return [self.storage.path_of(t.file.file_path) for t in table.scan(snapshot_id=snapshot_id).plan_files()]
+        scan = table.scan(snapshot_id=snapshot_id, row_filter=row_filter)
+        return [self.storage.path_of(t.file.file_path) for t in scan.plan_files()]
 
     def tables(self) -> list[str]:
         return sorted(ident[-1] for ident in self.iceberg.list_tables(self.namespace))
