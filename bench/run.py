@@ -154,12 +154,12 @@ class Bench:
 
     # -- cases ------------------------------------------------------------------------------------
 
-    def pipeline(self, data: Path, keep_as_template: bool = False) -> tuple[Sample, dict]:
-        """``retail-etl run`` on a fresh project; with ``keep_as_template``, the first lake is kept for
-        the incremental case (see ``year_lake``)."""
+    def pipeline(self, data: Path, keep_as_template: bool = False, engine: str = "duckdb") -> tuple[Sample, dict]:
+        """``retail-etl run --engine ENGINE`` on a fresh project; with ``keep_as_template``, the first lake is
+        kept for the incremental case (see ``year_lake``)."""
         base = self.lake_dir(data)
         project = self.project(base / "project", data)
-        sample = self.etl("run", cwd=project)
+        sample = self.etl("run", "--engine", engine, cwd=project)
         figures = self.figures(project)
         if keep_as_template and not (base / "built").exists():
             shutil.copytree(project, base / "template", symlinks=True)
@@ -219,7 +219,8 @@ class Bench:
 
 def reference(case: Case, cases: list[Case]) -> Case | None:
     """What a case is compared with: the DuckDB baseline of its size, or the day alone for the incremental day."""
-    name = {"pipeline": "duckdb", "pandas": "duckdb", "incremental: day on year lake": "incremental: day alone"}
+    name = {"pipeline": "duckdb", "spark": "duckdb", "pandas": "duckdb",
+            "incremental: day on year lake": "incremental: day alone"}
     return next((c for c in cases if c.name == name.get(case.name) and c.rows == case.rows), None)
 
 
@@ -403,7 +404,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cases", nargs="+", default=["pipeline", "duckdb", "pandas", "incremental"],
-                        choices=["pipeline", "duckdb", "pandas", "incremental"])
+                        choices=["pipeline", "spark", "duckdb", "pandas", "incremental"],
+                        help="spark: the pipeline with --engine spark (for reference; peak memory is the "
+                             "Python driver's, not the JVM's)")
     parser.add_argument("--year-rows", type=int, default=None,
                         help="rows of the year-long lake of the incremental case (default: the largest --rows)")
     parser.add_argument("--bench-dir", type=Path, default=Path(os.environ.get("BENCH_DIR", "/tmp/retail-etl-bench")))
@@ -438,12 +441,14 @@ def main() -> None:
     for rows in args.rows:
         days = days_for(rows)
         data = bench.dataset(rows, days)
-        by_name = {name: Case(name, rows) for name in ("pipeline", "duckdb", "pandas") if name in args.cases}
+        by_name = {name: Case(name, rows) for name in ("pipeline", "spark", "duckdb", "pandas") if name in args.cases}
         cases += by_name.values()
         for i in range(args.runs):
             for name, case in by_name.items():
                 if name == "pipeline":
                     sample, figs = bench.pipeline(data, keep_as_template=days == 365)
+                elif name == "spark":
+                    sample, figs = bench.pipeline(data, engine="spark")
                 else:
                     sample, figs = bench.baseline(f"{name}_baseline.py", data)
                 case.samples.append(sample)
