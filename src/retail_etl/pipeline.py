@@ -229,7 +229,7 @@ class _Step:
         self.reads = reads
         self.tmp = lake.storage.work / f"{run_id}-{name}"
         self.written: dict[str, str] = {}  # table -> URI of the folder this step writes it to, until committed
-        self.rows_written: dict[tuple[str, str], int] = {}  # (table, part) -> rows
+        self.local_files: dict[tuple[str, str], Path] = {}  # (table, part) -> the folder the engine wrote
         self.staged: dict[str, tuple[list[str], list[BooleanExpression]]] = {}
         self._engine: Engine | None = None
         self.tables: dict[str, str] = {}
@@ -268,8 +268,12 @@ class _Step:
         self.written[table] = folder
         local = self.lake.storage.staging(folder, self.tmp / "out") / part
         self.engine.write_parquet(query, local, layout or partition_by)
-        self.rows_written[(table, part)] = sum(parquet_rows(str(f)) for f in local.rglob("*.parquet"))
+        self.local_files[(table, part)] = local
         return self.lake.storage.publish(local, f"{folder}/{part}")
+
+    def rows_written(self, table: str, part: str) -> int:
+        """Rows of the files :meth:`write` wrote for ``table`` and ``part`` (read from their footers)."""
+        return sum(parquet_rows(str(f)) for f in self.local_files[(table, part)].rglob("*.parquet"))
 
     def stage(self, table: str, files: Sequence[str], replace: Iterable[BooleanExpression]) -> None:
         old_files, old_replace = self.staged.get(table, ([], []))
@@ -455,7 +459,7 @@ def analytics_step(lake: Lake, result: RunResult, say: Say) -> None:
             query = analytics.mart_query(mart, "_enriched_dates")
             files = step.write(mart, query, ANALYTICS, "marts", partition_by=("sale_date",))
             step.stage(mart, files, [by_date])
-            result.marts[mart] = step.rows_written[(mart, "marts")]
+            result.marts[mart] = step.rows_written(mart, "marts")
         step.commit()
     lake.state.clear_pending_dates(ANALYTICS_STAGE, dates)
     result.dates = result.dates or dates
