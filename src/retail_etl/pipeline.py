@@ -79,7 +79,7 @@ class Lake:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.storage = open_storage(config.lake, config.lake_root())
+        self.storage = open_storage(config)
         self.raw = RawZone(self.storage)
         self.catalog = Catalog(self.storage, config.lake.namespace)
         self.state = StateStore(self.storage)

@@ -29,7 +29,7 @@ def _breaker(config: Path | None) -> tuple[CircuitBreaker, bool]:
     from retail_etl.config.loader import load_config
 
     cfg = load_config(config)
-    state = workflow_state(open_storage(cfg.lake, cfg.lake_root()))
+    state = workflow_state(open_storage(cfg))
     c = cfg.workflow.circuit
     breaker = CircuitBreaker(state, cfg.workflow.name, failure_threshold=c.failure_threshold,
                              cooldown_seconds=c.cooldown_seconds)

@@ -31,8 +31,7 @@ _STYLE = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow", "ABORTED":
 def _storage(config: Path | None) -> Storage:
     from retail_etl.config.loader import load_config
 
-    cfg = load_config(config)
-    return open_storage(cfg.lake, cfg.lake_root())
+    return open_storage(load_config(config))
 
 
 def _state(config: Path | None) -> WorkflowState | None:

@@ -41,7 +41,7 @@ from retail_etl.errors import ConfigError, LakeBusyError, LakeError, LakeUnavail
 if TYPE_CHECKING:
     import duckdb
 
-    from retail_etl.config.model import LakeConfig
+    from retail_etl.config.model import Config, LakeConfig
 
 #: The lake's SQLite databases, relative to the lake root.
 CATALOG_DB = "catalog.db"
@@ -132,10 +132,11 @@ class Storage(ABC):
         return uri
 
 
-def open_storage(config: LakeConfig, root: str) -> Storage:
-    """The storage of lake root ``root`` (a folder, or ``s3://bucket/prefix``)."""
+def open_storage(config: Config) -> Storage:
+    """The storage of the configuration's lake root (a folder, or ``s3://bucket/prefix``)."""
+    root = config.lake_root()
     if root.startswith("s3://"):
-        return S3Storage(root, config)
+        return S3Storage(root, config.lake)
     if "://" in root:
         raise ConfigError(f"unsupported lake root {root!r}", path=("lake", "root"),
                           hint="use a folder or s3://bucket/prefix")

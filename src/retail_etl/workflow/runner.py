@@ -416,7 +416,7 @@ def runner_from_config(
     from retail_etl.notify import notifier_from_config  # retail_etl.notify imports this package
 
 
-    storage = storage or open_storage(config.lake, config.lake_root())
+    storage = storage or open_storage(config)
     state = workflow_state(storage)
     definition = definition_from_config(config.workflow, tuple(steps))
     cfg = config.workflow.circuit
