@@ -22,7 +22,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -33,7 +33,14 @@ from retail_etl import engines
 from retail_etl.config.model import Config, SourceConfig
 from retail_etl.engines.base import Engine, parquet_rows
 from retail_etl.jobs import analytics
-from retail_etl.jobs.transform import DUPLICATE_RULE, UNKNOWN_PRODUCT_RULE, TransformResult, affected_dates, transform
+from retail_etl.jobs.transform import (
+    DUPLICATE_RULE,
+    UNKNOWN_PRODUCT_RULE,
+    TransformResult,
+    affected_dates,
+    counts,
+    transform,
+)
 from retail_etl.jobs.validate import InputFile, ValidationResult, check_headers, validate
 from retail_etl.lake.catalog import Catalog
 from retail_etl.lake.raw import RawFile, RawZone
@@ -271,9 +278,13 @@ class _Step:
         self.local_files[(table, part)] = local
         return self.lake.storage.publish(local, f"{folder}/{part}")
 
+    def local_paths(self, table: str, part: str) -> list[str]:
+        """The local copies of the files :meth:`write` wrote for ``table`` and ``part``."""
+        return sorted(str(f) for f in self.local_files[(table, part)].rglob("*.parquet"))
+
     def rows_written(self, table: str, part: str) -> int:
         """Rows of the files :meth:`write` wrote for ``table`` and ``part`` (read from their footers)."""
-        return sum(parquet_rows(str(f)) for f in self.local_files[(table, part)].rglob("*.parquet"))
+        return sum(parquet_rows(f) for f in self.local_paths(table, part))
 
     def stage(self, table: str, files: Sequence[str], replace: Iterable[BooleanExpression]) -> None:
         old_files, old_replace = self.staged.get(table, ([], []))
@@ -408,36 +419,34 @@ def transform_step(lake: Lake, result: RunResult, say: Say) -> None:
         listing = ", ".join(f"({_lit(d.isoformat())})" for d in dates)
         engine.table("_dates", f"SELECT CAST(d AS DATE) AS sale_date FROM (VALUES {listing}) AS t(d)")
         products = _products(step)
-        totals = TransformResult(0, 0, 0, 0)
-        transform_metrics: list[tuple[str, str, str, int, int]] = []
         enriched, quarantined = [], []
         for i, (name, source) in enumerate(lake.config.sources_of("sales").items()):
             _validated_after(engine, f"_v_source_{i}", name, step.relation(VALIDATED_TABLE["sales"]), [], [])
             enriched.append(f"_enriched_{i}")
             quarantined.append(f"_transform_quarantine_{i}")
-            res = transform(
+            transform(
                 engine, validated_after=f'"_v_source_{i}"', products=products, key=source.key, returns=source.returns,
                 unknown_products=source.unknown_products, run_id=result.run_id, enriched=enriched[-1],
                 quarantine=quarantined[-1],
             )
-            totals = TransformResult(*(a + b for a, b in zip(vars(totals).values(), vars(res).values(), strict=True)))
-            transform_metrics += [(name, DUPLICATE_RULE, "first line of each key wins", res.lines_in, res.duplicates),
-                                  (name, UNKNOWN_PRODUCT_RULE, "product_id in products", res.lines_in,
-                                   res.unknown_products)]
         by_date = In("sale_date", [d.isoformat() for d in dates])
         files = step.write(ENRICHED_TABLE, _union_all(enriched), PROCESSED, "sales", partition_by=("sale_date",))
         step.stage(ENRICHED_TABLE, files, [by_date])
         q_files = step.write("sales_quarantine", _union_all(quarantined), PROCESSED, "sales", layout=("sale_date",))
         step.stage("sales_quarantine", q_files, [And(EqualTo("stage", "transform"), by_date)])
+        figures = counts(engine, step.local_paths(ENRICHED_TABLE, "sales"), step.local_paths("sales_quarantine", "sales"))
         lake.state.add_pending_dates(ANALYTICS_STAGE, dates, result.run_id)
         step.commit()
     lake.state.clear_pending_dates(TRANSFORM, dates)
+    per_source = {name: figures.get(name, TransformResult(0, 0, 0, 0)) for name in lake.config.sources_of("sales")}
     _append_metrics(lake, result.run_id, [
         {"source": src, "rule_id": rid, "rule": text, "severity": "quarantine", "level": "transform",
-         "rows_checked": checked, "rows_failed": failed, "value": None, "passed": failed == 0}
-        for src, rid, text, checked, failed in transform_metrics
+         "rows_checked": res.lines_in, "rows_failed": failed, "value": None, "passed": failed == 0}
+        for src, res in per_source.items()
+        for rid, text, failed in ((DUPLICATE_RULE, "first line of each key wins", res.duplicates),
+                                  (UNKNOWN_PRODUCT_RULE, "product_id in products", res.unknown_products))
     ])
-    result.transform = totals
+    result.transform = TransformResult(*(sum(c) for c in zip((0, 0, 0, 0), *map(astuple, per_source.values()))))
     result.dates = dates
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from retail_etl.config.loader import load_config
 from retail_etl.errors import QualityGateError, SourceError
-from retail_etl.pipeline import Lake, run
+from retail_etl.pipeline import Lake, RunResult, run
 from retail_etl.query import run_query
 from retail_etl.scaffold import create_project
 from tests.integration import oracle
@@ -58,7 +58,11 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generate(project / "data", ROWS, 20, seed=7, dirty_rate=0.06)
     result = run(load_config(project / "retail-etl.yaml", env={}))
     assert result.sources and result.transform is not None
+    RESULTS[project] = result
     return project
+
+
+RESULTS: dict[Path, RunResult] = {}
 
 
 def test_rows_are_conserved(sample: Path) -> None:
@@ -103,6 +107,23 @@ def test_each_kind_of_dirt_lands_on_its_rule(sample: Path) -> None:
     assert failed("ColumnValues.sale_date") == dirt.future_date
     assert failed("ColumnValues.payment_method") == dirt.unknown_payment
     assert failed("Transform.duplicate") == dirt.duplicate_line
+
+
+def test_transform_figures_agree_with_the_tables(sample: Path) -> None:
+    """The run's transform figures and its quality_metrics rows count what the tables hold."""
+    t = RESULTS[sample].transform
+    assert t is not None
+    validated = scalar(sample, "SELECT count(*) FROM retail_etl.sales_validated")
+    enriched = scalar(sample, "SELECT count(*) FROM retail_etl.sales_enriched")
+    late = {r["rule"]: r["n"] for r in q(sample, "SELECT failed_rules[1] AS rule, count(*) AS n "
+                                            "FROM retail_etl.sales_quarantine WHERE stage = 'transform' GROUP BY 1")}
+    assert late["Transform.duplicate"] > 0
+    assert (t.lines_in, t.enriched, t.duplicates, t.unknown_products) == (
+        validated, enriched, late["Transform.duplicate"], late.get("Transform.unknown_product", 0))
+    metrics = {r["rule_id"]: r for r in q(sample, "SELECT * FROM retail_etl.quality_metrics WHERE level = 'transform'")}
+    assert metrics["Transform.duplicate"]["rows_checked"] == validated
+    assert metrics["Transform.duplicate"]["rows_failed"] == late["Transform.duplicate"]
+    assert metrics["Transform.unknown_product"]["rows_failed"] == t.unknown_products
 
 
 def test_figures_match_an_independent_oracle(sample: Path) -> None:
@@ -282,3 +303,44 @@ def test_missing_column_fails_before_any_data_is_touched(tmp_path: Path) -> None
     with pytest.raises(SourceError, match="missing column.*'sku'"):
         run(load_config(project / "retail-etl.yaml", env={}))
     assert snapshots(project) == {}
+
+
+def test_two_sales_sources_get_their_own_transform_figures(tmp_path: Path) -> None:
+    """Per source: duplicates and unknown products (a source without the referential rule lets
+    them through to transform) counted as the generator planted them."""
+    import yaml
+
+    from retail_etl.sample.generator import generate
+
+    project = tmp_path / "p"
+    create_project(project, rows=10)
+    pos = generate(tmp_path / "pos", 3000, 10, seed=7, dirty_rate=0.06)
+    web = generate(tmp_path / "web", 2000, 10, seed=7, dirty_rate=0.06)  # same products (same seed and count)
+    shutil.copyfile(pos.products_path, project / "data" / "products.csv")
+    shutil.copyfile(pos.sales_path, project / "data" / "sales.csv")
+    (project / "web").mkdir()
+    shutil.copyfile(web.sales_path, project / "web" / "orders.csv")
+    settings = yaml.safe_load((project / "retail-etl.yaml").read_text())
+    web_source = {**settings["sources"]["sales"], "path": "web/*.csv"}
+    web_source["rules"] = [r for r in web_source["rules"] if not r["rule"].startswith("ReferentialIntegrity")]
+    settings["sources"]["web"] = web_source
+    (project / "retail-etl.yaml").write_text(yaml.safe_dump(settings))
+
+    result = run(load_config(project / "retail-etl.yaml", env={}))
+
+    assert web.dirt.unknown_product > 0 and pos.dirt.duplicate_line > 0 and web.dirt.duplicate_line > 0
+    expected = {"sales": (pos.dirt.duplicate_line, 0), "web": (web.dirt.duplicate_line, web.dirt.unknown_product)}
+    metrics = q(project, "SELECT source, rule_id, rows_checked, rows_failed FROM retail_etl.quality_metrics "
+                         "WHERE level = 'transform'")
+    for source, (dups, unknown) in expected.items():
+        validated = scalar(project, f"SELECT count(*) FROM retail_etl.sales_validated WHERE source = '{source}'")
+        enriched = scalar(project, f"SELECT count(*) FROM retail_etl.sales_enriched WHERE source = '{source}'")
+        assert enriched == validated - dups - unknown
+        got = {m["rule_id"]: (m["rows_checked"], m["rows_failed"]) for m in metrics if m["source"] == source}
+        assert got == {"Transform.duplicate": (validated, dups), "Transform.unknown_product": (validated, unknown)}
+    t = result.transform
+    assert t is not None
+    total_validated = scalar(project, "SELECT count(*) FROM retail_etl.sales_validated")
+    assert (t.lines_in, t.duplicates, t.unknown_products) == (
+        total_validated, pos.dirt.duplicate_line + web.dirt.duplicate_line, web.dirt.unknown_product)
+    assert t.enriched == scalar(project, "SELECT count(*) FROM retail_etl.sales_enriched")

@@ -32,7 +32,9 @@ def connect(engine: EngineConfig, temp_dir: Path | None = None) -> duckdb.DuckDB
     if temp_dir is not None:
         temp_dir.mkdir(parents=True, exist_ok=True)
         con.execute(f"SET temp_directory = {_quote(str(temp_dir))}")
-    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET partitioned_write_flush_threshold = 8192")
+    con.execute("SET partitioned_write_max_open_files = 400")
     return con
 
 

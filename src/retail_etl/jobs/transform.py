@@ -72,12 +72,13 @@ def transform(
     run_id: str,
     enriched: str = "_enriched",
     quarantine: str = "_transform_quarantine",
-) -> TransformResult:
+) -> None:
     """Create relations ``enriched`` and ``quarantine`` for the dates in ``_dates``.
 
     ``validated_after`` holds the validated lines of ONE source as they are after this batch.
     Both results are views over relations named after ``enriched``, so calls for several
-    sources (with distinct names) do not overwrite each other's.
+    sources (with distinct names) do not overwrite each other's. They are computed once, by
+    the writes that read them; :func:`counts` then reads the figures from the written files.
     """
     run = "'" + run_id.replace("'", "''") + "'"
     name = {part: f"{enriched}_{part}" for part in ("candidates", "repeated", "ranked", "deduped", "joined")}
@@ -161,7 +162,25 @@ def transform(
         FROM {joined} WHERE NOT ({kept})
         """,
     )
-    lines_in, enriched_lines, dups = engine.fetch_row(
-        f"SELECT count(*), count(*) FILTER (WHERE {kept}), count(*) FILTER (WHERE _rank > 1) FROM {joined}"
-    )
-    return TransformResult(lines_in, enriched_lines, dups, lines_in - enriched_lines - dups)
+
+
+def counts(engine: Engine, enriched_files: Sequence[str], quarantine_files: Sequence[str]) -> dict[str, TransformResult]:
+    """Per source, the figures of a transform, read from the files its results were written to
+    (a count over the views would compute the dedup and the join once more)."""
+    figures: dict[str, list[int]] = {}
+    if enriched_files:
+        engine.read_parquet_view("_enriched_written", enriched_files)
+        for source, n in engine.fetch_rows('SELECT source, count(*) FROM "_enriched_written" GROUP BY source'):
+            figures.setdefault(source, [0, 0, 0])[0] = n
+    if quarantine_files:
+        engine.read_parquet_view("_quarantine_written", quarantine_files)
+        for source, dups, unknown in engine.fetch_rows(
+            f"SELECT source, count(*) FILTER (WHERE list_contains(failed_rules, '{DUPLICATE_RULE}')), "
+            f"count(*) FILTER (WHERE list_contains(failed_rules, '{UNKNOWN_PRODUCT_RULE}')) "
+            'FROM "_quarantine_written" GROUP BY source'
+        ):
+            figures.setdefault(source, [0, 0, 0])[1:] = [dups, unknown]
+    return {
+        source: TransformResult(enriched + dups + unknown, enriched, dups, unknown)
+        for source, (enriched, dups, unknown) in figures.items()
+    }

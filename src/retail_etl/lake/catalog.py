@@ -13,10 +13,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
-from pyiceberg.table import Table
+from pyiceberg.io import FileIO
+from pyiceberg.io.pyarrow import (
+    _check_pyarrow_schema_compatible,
+    compute_statistics_plan,
+    data_file_statistics_from_parquet_metadata,
+    parquet_path_to_id_mapping,
+)
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat, ManifestContent
+from pyiceberg.table import Table, TableProperties, Transaction
+from pyiceberg.table.metadata import TableMetadata
 
 from retail_etl.errors import LakeBusyError, LakeError
 from retail_etl.lake.storage import CATALOG_DB, Storage
@@ -124,7 +134,7 @@ class Catalog:
                 for expr in deletes:
                     tx.delete(expr, snapshot_properties=props)
                 if files:
-                    tx.add_files(list(files), snapshot_properties=props)
+                    _add_files(tx, table.io, list(files), props)
         except CommitFailedException as exc:
             raise LakeBusyError(f"commit to {table.name()} conflicted with another writer: {exc}") from exc
         except (OSError, ValueError) as exc:
@@ -169,3 +179,62 @@ class Catalog:
             snapshots=len(table.snapshots()),
         )
 
+
+
+def _add_files(tx: Transaction, io: FileIO, paths: list[str], props: dict[str, str]) -> None:
+    """``Transaction.add_files``, with the schema check done once per file schema.
+
+    pyiceberg converts and checks every file's schema again: two thirds of a commit's time
+    when a write produced one file per sale date. The rest is the same: refuse files the
+    table already references (a retried step rewrites the same paths), record the name
+    mapping (the engines write no field ids), one fast append.
+    """
+    if len(paths) != len(set(paths)):
+        raise ValueError("file paths must be unique")
+    referenced = _referenced(tx.table_metadata, io, set(paths))
+    if referenced:
+        raise ValueError(f"cannot add files the table already references: {', '.join(sorted(referenced))}")
+    if tx.table_metadata.name_mapping() is None:
+        mapping = tx.table_metadata.schema().name_mapping.model_dump_json()
+        tx.set_properties(**{TableProperties.DEFAULT_NAME_MAPPING: mapping})
+    with tx.update_snapshot(snapshot_properties=props).fast_append() as append:
+        for data_file in _data_files(tx.table_metadata, io, paths):
+            append.append_data_file(data_file)
+
+
+def _referenced(metadata: TableMetadata, io: FileIO, paths: set[str]) -> set[str]:
+    snapshot = metadata.current_snapshot()
+    if snapshot is None:
+        return set()
+    return {
+        entry.data_file.file_path
+        for manifest in snapshot.manifests(io) if manifest.content == ManifestContent.DATA
+        for entry in manifest.fetch_manifest_entry(io, discard_deleted=True)
+        if entry.data_file.file_path in paths
+    }
+
+
+def _data_files(metadata: TableMetadata, io: FileIO, paths: list[str]) -> list[DataFile]:
+    """Iceberg data files (partition values, column statistics) from the Parquet footers."""
+    schema, spec = metadata.schema(), metadata.spec()
+    stats_plan = compute_statistics_plan(schema, metadata.properties)
+    ids = parquet_path_to_id_mapping(schema)
+    checked: list[pa.Schema] = []
+    files = []
+    for path in paths:
+        source = io.new_input(path)
+        with source.open() as stream:
+            footer = pq.read_metadata(stream)
+        file_schema = footer.schema.to_arrow_schema()
+        if not any(file_schema.equals(s) for s in checked):
+            _check_pyarrow_schema_compatible(schema, file_schema, format_version=metadata.format_version)
+            checked.append(file_schema)
+        stats = data_file_statistics_from_parquet_metadata(
+            parquet_metadata=footer, stats_columns=stats_plan, parquet_column_mapping=ids
+        )
+        files.append(DataFile.from_args(
+            content=DataFileContent.DATA, file_path=path, file_format=FileFormat.PARQUET,
+            partition=stats.partition(spec, schema), file_size_in_bytes=len(source), sort_order_id=None,
+            spec_id=metadata.default_spec_id, equality_ids=None, key_metadata=None, **stats.to_serialized_dict(),
+        ))
+    return files
