@@ -32,7 +32,13 @@ def connect(engine: EngineConfig, temp_dir: Path | None = None) -> duckdb.DuckDB
     if temp_dir is not None:
         temp_dir.mkdir(parents=True, exist_ok=True)
         con.execute(f"SET temp_directory = {_quote(str(temp_dir))}")
+    con.execute("SET enable_progress_bar = false")  # the CLI shows its own progress
+    # No result depends on row order (the CSV reader keeps file order where it numbers lines);
+    # without it DuckDB scans, joins and writes in parallel and buffers less.
     con.execute("SET preserve_insertion_order = false")
+    # A partitioned write (one file per sale date) buffers rows per date until a thread holds
+    # this many: with the default (524,288) a year of dates stays buffered and spills; 8,192
+    # halved the 10M-row writes (bench/RESULTS.md). Open files: a year of dates, plus headroom.
     con.execute("SET partitioned_write_flush_threshold = 8192")
     con.execute("SET partitioned_write_max_open_files = 400")
     return con
