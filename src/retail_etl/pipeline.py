@@ -420,14 +420,17 @@ def transform_step(lake: Lake, result: RunResult, say: Say) -> None:
         engine.table("_dates", f"SELECT CAST(d AS DATE) AS sale_date FROM (VALUES {listing}) AS t(d)")
         products = _products(step)
         enriched, quarantined = [], []
+        validated = step.relation(VALIDATED_TABLE["sales"])
+        every_date = validated is not None and not engine.fetch_rows(
+            f"SELECT 1 FROM {validated} WHERE sale_date NOT IN (SELECT sale_date FROM _dates) LIMIT 1")
         for i, (name, source) in enumerate(lake.config.sources_of("sales").items()):
-            _validated_after(engine, f"_v_source_{i}", name, step.relation(VALIDATED_TABLE["sales"]), [], [])
+            _validated_after(engine, f"_v_source_{i}", name, validated, [], [])
             enriched.append(f"_enriched_{i}")
             quarantined.append(f"_transform_quarantine_{i}")
             transform(
                 engine, validated_after=f'"_v_source_{i}"', products=products, key=source.key, returns=source.returns,
                 unknown_products=source.unknown_products, run_id=result.run_id, enriched=enriched[-1],
-                quarantine=quarantined[-1],
+                quarantine=quarantined[-1], every_date=every_date,
             )
         by_date = In("sale_date", [d.isoformat() for d in dates])
         files = step.write(ENRICHED_TABLE, _union_all(enriched), PROCESSED, "sales", partition_by=("sale_date",))

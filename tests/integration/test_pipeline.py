@@ -344,3 +344,32 @@ def test_two_sales_sources_get_their_own_transform_figures(tmp_path: Path) -> No
     assert (t.lines_in, t.duplicates, t.unknown_products) == (
         total_validated, pos.dirt.duplicate_line + web.dirt.duplicate_line, web.dirt.unknown_product)
     assert t.enriched == scalar(project, "SELECT count(*) FROM retail_etl.sales_enriched")
+
+
+def test_a_key_repeated_on_a_later_date_is_a_duplicate_in_one_run_and_in_batches(tmp_path: Path) -> None:
+    """The first run ranks every line (all dates are re-derived); a later batch ranks only the
+    keys it shares with earlier lines. Both must keep the first line of a key repeated days later."""
+    from retail_etl.sample.generator import generate
+
+    gen = generate(tmp_path / "gen", 900, 9, seed=5, dirty_rate=0.0)
+    pieces = _split(gen.sales_path, tmp_path)  # lines are in time order: the pieces hold different days
+    first = pieces[0].read_bytes().split(b"\n")[1].split(b",")
+    last = pieces[2].read_bytes().split(b"\n")[-2].split(b",")
+    repeat = b",".join([*first[:2], last[2], *first[3:]])  # key and fields of the first line, a later time
+    pieces[2].write_bytes(pieces[2].read_bytes() + repeat + b"\n")
+
+    whole = _project(tmp_path, "whole", pieces)
+    inc = _project(tmp_path, "inc", [])
+    for project in (whole, inc):
+        shutil.copy(gen.products_path, project / "data" / "products.csv")
+    run(load_config(whole / "retail-etl.yaml", env={}))
+    for piece in pieces:
+        shutil.copy(piece, inc / "data" / piece.name)
+        result = run(load_config(inc / "retail-etl.yaml", env={}))
+    assert result.transform is not None and result.transform.duplicates == 1
+    for project in (whole, inc):
+        (dup,) = q(project, "SELECT source_file, source_line, messages FROM retail_etl.sales_quarantine "
+                            "WHERE stage = 'transform'")
+        assert dup["source_file"] == "sales_3.csv" and "sales_1.csv:2" in dup["messages"][0]
+    for table in TABLES:
+        assert table_rows(inc, table) == table_rows(whole, table), table

@@ -72,8 +72,12 @@ def transform(
     run_id: str,
     enriched: str = "_enriched",
     quarantine: str = "_transform_quarantine",
+    every_date: bool = False,
 ) -> None:
     """Create relations ``enriched`` and ``quarantine`` for the dates in ``_dates``.
+
+    ``every_date``: ``_dates`` holds every sale date of ``validated_after`` (a first run, a
+    rebuild), so every line is a candidate.
 
     ``validated_after`` holds the validated lines of ONE source as they are after this batch.
     Both results are views over relations named after ``enriched``, so calls for several
@@ -90,14 +94,11 @@ def transform(
         not_null = " AND ".join(f"{_ident(k)} IS NOT NULL" for k in key)
         partition = ", ".join("v." + _ident(k) for k in key)
         # Only the few keys that repeat (any date) need ranking; every other line is first of its key.
-        engine.table(
-            name["repeated"],
-            f"""
-            SELECT {cols} FROM {validated_after}
-            SEMI JOIN (SELECT DISTINCT {cols} FROM {candidates} WHERE {not_null}) k USING ({cols})
-            GROUP BY {cols} HAVING count(*) > 1
-            """,
-        )
+        # When every line is a candidate, the lines sharing a key with one are all lines.
+        sharing = (f"{validated_after} WHERE {not_null}" if every_date else
+                   f"{validated_after} SEMI JOIN (SELECT DISTINCT {cols} FROM {candidates} WHERE {not_null}) k "
+                   f"USING ({cols})")
+        engine.table(name["repeated"], f"SELECT {cols} FROM {sharing} GROUP BY {cols} HAVING count(*) > 1")
         engine.table(
             name["ranked"],
             f"""

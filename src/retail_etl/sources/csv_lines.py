@@ -260,8 +260,11 @@ def scan_lines(f: BinaryIO, fc: FileCodec, chunk_bytes: int = CHUNK_BYTES) -> Li
     while True:
         chunk = f.read(chunk_bytes)
         buf = decode(chunk, not chunk)
-        crs += buf.count(cr)
-        crnls += buf.count(crnl) + (cr_at_end and buf.startswith(nl))
+        n_cr = buf.count(cr)
+        crs += n_cr
+        # Most files hold no carriage return: the searches for one are skipped then.
+        crnls += (buf.count(crnl) if n_cr else 0) + (cr_at_end and buf.startswith(nl))
+        has_cr = bool(n_cr) or cr in carry
         if buf:
             cr_at_end = buf.endswith(cr)
         if carry:
@@ -272,7 +275,7 @@ def scan_lines(f: BinaryIO, fc: FileCodec, chunk_bytes: int = CHUNK_BYTES) -> Li
             starts: list[int] = []
             if buf.startswith(nl) or buf.startswith(crnl):
                 starts.append(0)
-            for pat in (nlnl, nlcrnl):
+            for pat in (nlnl, nlcrnl) if has_cr else (nlnl,):
                 i = buf.find(pat)
                 while i != -1:
                     starts.append(i + 1)
