@@ -185,12 +185,16 @@ def write(con: duckdb.DuckDBPyConnection, query: str, target: Path, partitioned:
     con.execute(f"COPY ({query}) TO '{target}' ({options})")
 
 
-def run(sales: Path, products: Path, out: Path, memory_limit: str, threads: int | None) -> dict:
+def run(sales: Path, products: Path, out: Path, memory_limit: str, threads: int | None,
+        flush_threshold: int | None = None) -> dict:
     """Do the work; return the figures ``bench/run.py`` compares with the pipeline's."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     con = duckdb.connect()
     con.execute(f"SET memory_limit = '{memory_limit}'")
+    if flush_threshold:  # the pipeline's partitioned-write settings (see engines/duckdb.connect)
+        con.execute(f"SET partitioned_write_flush_threshold = {flush_threshold}")
+        con.execute("SET partitioned_write_max_open_files = 400")
     con.execute(f"SET temp_directory = '{out / '_spill'}'")
     con.execute("SET enable_progress_bar = false")
     if threads:
@@ -227,9 +231,11 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="2GB",
                         help="DuckDB's memory limit (the pipeline's shipped engine.memory_limit is 1.5GB)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--flush-threshold", type=int, default=None,
+                        help="partitioned_write_flush_threshold (default: DuckDB's); 8192 is the pipeline's")
     args = parser.parse_args()
     started = time.perf_counter()
-    figures = run(args.sales, args.products, args.out, args.memory_limit, args.threads)
+    figures = run(args.sales, args.products, args.out, args.memory_limit, args.threads, args.flush_threshold)
     print(json.dumps({**figures, "seconds": round(time.perf_counter() - started, 3)}))
 
 
