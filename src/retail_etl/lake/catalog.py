@@ -180,7 +180,6 @@ class Catalog:
         )
 
 
-
 def _add_files(tx: Transaction, io: FileIO, paths: list[str], props: dict[str, str]) -> None:
     """``Transaction.add_files``, with the schema check done once per file schema.
 
@@ -203,6 +202,7 @@ def _add_files(tx: Transaction, io: FileIO, paths: list[str], props: dict[str, s
 
 
 def _referenced(metadata: TableMetadata, io: FileIO, paths: set[str]) -> set[str]:
+    """Those of ``paths`` the table's current snapshot (as the transaction has it) refers to."""
     snapshot = metadata.current_snapshot()
     if snapshot is None:
         return set()
@@ -222,8 +222,8 @@ def _data_files(metadata: TableMetadata, io: FileIO, paths: list[str]) -> list[D
     checked: list[pa.Schema] = []
     files = []
     for path in paths:
-        source = io.new_input(path)
-        with source.open() as stream:
+        input_file = io.new_input(path)
+        with input_file.open() as stream:
             footer = pq.read_metadata(stream)
         file_schema = footer.schema.to_arrow_schema()
         if not any(file_schema.equals(s) for s in checked):
@@ -234,7 +234,7 @@ def _data_files(metadata: TableMetadata, io: FileIO, paths: list[str]) -> list[D
         )
         files.append(DataFile.from_args(
             content=DataFileContent.DATA, file_path=path, file_format=FileFormat.PARQUET,
-            partition=stats.partition(spec, schema), file_size_in_bytes=len(source), sort_order_id=None,
+            partition=stats.partition(spec, schema), file_size_in_bytes=len(input_file), sort_order_id=None,
             spec_id=metadata.default_spec_id, equality_ids=None, key_metadata=None, **stats.to_serialized_dict(),
         ))
     return files
