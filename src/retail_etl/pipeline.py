@@ -236,7 +236,7 @@ class _Step:
         self.reads = reads
         self.tmp = lake.storage.work / f"{run_id}-{name}"
         self.written: dict[str, str] = {}  # table -> URI of the folder this step writes it to, until committed
-        self.local_files: dict[tuple[str, str], Path] = {}  # (table, part) -> the folder the engine wrote
+        self.local_files: dict[tuple[str, str], list[str]] = {}  # (table, part) -> the files the engine wrote
         self.staged: dict[str, tuple[list[str], list[BooleanExpression]]] = {}
         self._engine: Engine | None = None
         self.tables: dict[str, str] = {}
@@ -274,17 +274,12 @@ class _Step:
         folder = f"{self.catalog.data_dir(target)}/run_id={self.run_id}/{self.name}"
         self.written[table] = folder
         local = self.lake.storage.staging(folder, self.tmp / "out") / part
-        self.engine.write_parquet(query, local, layout or partition_by)
-        self.local_files[(table, part)] = local
+        self.local_files[(table, part)] = self.engine.write_parquet(query, local, layout or partition_by)
         return self.lake.storage.publish(local, f"{folder}/{part}")
-
-    def local_paths(self, table: str, part: str) -> list[str]:
-        """The local copies of the files :meth:`write` wrote for ``table`` and ``part``."""
-        return sorted(str(f) for f in self.local_files[(table, part)].rglob("*.parquet"))
 
     def rows_written(self, table: str, part: str) -> int:
         """Rows of the files :meth:`write` wrote for ``table`` and ``part`` (read from their footers)."""
-        return sum(parquet_rows(f) for f in self.local_paths(table, part))
+        return sum(parquet_rows(f) for f in self.local_files[(table, part)])
 
     def stage(self, table: str, files: Sequence[str], replace: Iterable[BooleanExpression]) -> None:
         old_files, old_replace = self.staged.get(table, ([], []))
@@ -437,7 +432,8 @@ def transform_step(lake: Lake, result: RunResult, say: Say) -> None:
         step.stage(ENRICHED_TABLE, files, [by_date])
         q_files = step.write("sales_quarantine", _union_all(quarantined), PROCESSED, "sales", layout=("sale_date",))
         step.stage("sales_quarantine", q_files, [And(EqualTo("stage", "transform"), by_date)])
-        figures = counts(engine, step.local_paths(ENRICHED_TABLE, "sales"), step.local_paths("sales_quarantine", "sales"))
+        figures = counts(engine, step.local_files[(ENRICHED_TABLE, "sales")],
+                         step.local_files[("sales_quarantine", "sales")])
         lake.state.add_pending_dates(ANALYTICS_STAGE, dates, result.run_id)
         step.commit()
     lake.state.clear_pending_dates(TRANSFORM, dates)
