@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import boto3
 import pytest
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.s3.models import s3_backends
 from werkzeug.serving import make_server
 
 from retail_etl.config.loader import load_config
@@ -43,14 +46,29 @@ class _OneRequestAtATime:
 
     def __init__(self, app: DomainDispatcherApplication) -> None:
         self.app, self.lock = app, threading.Lock()
+        #: Every version of an object whose key ends so, in the order the PUTs landed.
+        self.watch: str | None = None
+        self.landed: list[bytes] = []
+        #: Up to this many seconds of network delay before a PUT reaches the store, so that
+        #: requests sent concurrently may land in any order, as on a real network.
+        self.jitter = 0.0
 
     def __call__(self, environ: dict, start_response) -> list[bytes]:
+        if self.jitter and environ["REQUEST_METHOD"] == "PUT":
+            time.sleep(random.uniform(0, self.jitter))
         with self.lock:
-            return list(self.app(environ, start_response))
+            out = list(self.app(environ, start_response))
+            path = environ.get("PATH_INFO", "")
+            if self.watch and environ["REQUEST_METHOD"] == "PUT" and path.endswith(self.watch):
+                bucket, _, key = path.lstrip("/").partition("/")
+                obj = s3_backends[DEFAULT_ACCOUNT_ID]["global"].get_object(bucket, key)
+                if obj is not None:
+                    self.landed.append(obj.value)
+            return out
 
 
 @pytest.fixture
-def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, _OneRequestAtATime]]:
     """A moto server serving one request at a time, with test credentials in the environment."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
@@ -58,15 +76,20 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-key")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    server = make_server("127.0.0.1", 0, _OneRequestAtATime(DomainDispatcherApplication(create_backend_app)),
-                         threaded=True, request_handler=MotoRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+    httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", app
     finally:
-        server.shutdown()
+        httpd.shutdown()
         thread.join()
+
+
+@pytest.fixture
+def endpoint(server: tuple[str, _OneRequestAtATime]) -> str:
+    return server[0]
 
 
 @pytest.fixture
@@ -111,40 +134,17 @@ def _bookmark(i: int) -> RawFile:
 
 
 def test_pushes_land_whole_and_in_order_while_the_heartbeat_pushes(
-    bucket: str, endpoint: str, scaffold_config: Path, tmp_path: Path
+    bucket: str, server: tuple[str, _OneRequestAtATime], scaffold_config: Path, tmp_path: Path
 ) -> None:
     """Many state transactions, each pushed, while the workflow heartbeat pushes state.db every
-    0.1 s: every copy the bucket ever holds is a sound SQLite database, and its content never goes
-    back (bookmarks only grow, the heartbeat only advances); the last copy holds everything."""
+    0.1 s: every version of state.db that lands in the bucket is a sound SQLite database, and the
+    versions never go back (bookmarks only grow, the heartbeat only advances); the last one holds
+    everything."""
+    endpoint, app = server
     config = load_config(scaffold_config, env={"RETAIL_ETL__LAKE__ROOT": f"s3://{bucket}/lake",
                                                "RETAIL_ETL__LAKE__S3__ENDPOINT_URL": endpoint})
     storage = _storage(bucket, endpoint)
-    transactions = 120
-    seen: list[tuple[int, str]] = []
-    problems: list[str] = []
-    stop = threading.Event()
-
-    def watch() -> None:
-        s3 = boto3.client("s3", endpoint_url=endpoint)
-        copy = tmp_path / "watched.db"
-        while not stop.is_set():
-            try:
-                copy.write_bytes(s3.get_object(Bucket=bucket, Key=f"lake/{STATE_DB}")["Body"].read())
-            except s3.exceptions.NoSuchKey:
-                continue
-            con = sqlite3.connect(copy)
-            try:
-                check = con.execute("PRAGMA integrity_check").fetchone()[0]
-                if check != "ok":
-                    problems.append(check)
-                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-                count = con.execute("SELECT count(*) FROM bookmarks").fetchone()[0] if "bookmarks" in tables else 0
-                beat = con.execute("SELECT coalesce(max(heartbeat_at), '') FROM executions").fetchone()[0]
-                seen.append((count, beat))
-            except sqlite3.DatabaseError as exc:
-                problems.append(str(exc))
-            finally:
-                con.close()
+    transactions = 60
 
     def step(_ctx) -> StepResult:
         state = StateStore(storage)
@@ -152,26 +152,32 @@ def test_pushes_land_whole_and_in_order_while_the_heartbeat_pushes(
             state.mark_processed([_bookmark(i)], run_id="r")
         return StepResult(rows_out=transactions)
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
+    app.watch, app.jitter = f"/lake/{STATE_DB}", 0.02
     with storage.lock():
         runner = runner_from_config(config, {"validate": step}, storage=storage, heartbeat_seconds=BEAT)
         execution = runner.start()
-    stop.set()
-    watcher.join()
-
+    app.watch, app.jitter = None, 0.0
     assert execution.succeeded, execution.error
-    assert problems == []
-    assert len(seen) > 20
-    counts, beats = [c for c, _ in seen], [b for _, b in seen if b]
-    assert counts == sorted(counts), "a copy with fewer bookmarks landed after one with more"
+
+    versions = []
+    for i, body in enumerate(app.landed):
+        copy = tmp_path / f"v{i}.db"
+        copy.write_bytes(body)
+        con = sqlite3.connect(copy)
+        try:
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok", f"version {i} is damaged"
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            count = con.execute("SELECT count(*) FROM bookmarks").fetchone()[0] if "bookmarks" in tables else 0
+            beat = con.execute("SELECT coalesce(max(heartbeat_at), '') FROM executions").fetchone()[0]
+            status = con.execute("SELECT status FROM executions").fetchall()
+        finally:
+            con.close()
+        versions.append((count, beat, status))
+    counts, beats = [v[0] for v in versions], [v[1] for v in versions if v[1]]
+    assert counts == sorted(counts), "a version with fewer bookmarks landed after one with more"
     assert beats == sorted(beats), "an older heartbeat landed after a newer one"
-    final = tmp_path / "final.db"
-    s3 = boto3.client("s3", endpoint_url=endpoint)
-    final.write_bytes(s3.get_object(Bucket=bucket, Key=f"lake/{STATE_DB}")["Body"].read())
-    with sqlite3.connect(final) as con:
-        assert con.execute("SELECT count(*) FROM bookmarks").fetchone()[0] == transactions
-        assert con.execute("SELECT status FROM executions").fetchall() == [("SUCCEEDED",)]
+    assert versions[-1] == (transactions, max(beats), [("SUCCEEDED",)])
+    assert len(versions) >= transactions + 2  # every transaction's push landed, and the execution's own
 
 
 # -- the lock ------------------------------------------------------------------------------------
