@@ -152,7 +152,7 @@ def test_pushes_land_whole_and_in_order_while_the_heartbeat_pushes(
             state.mark_processed([_bookmark(i)], run_id="r")
         return StepResult(rows_out=transactions)
 
-    app.watch, app.jitter = f"/lake/{STATE_DB}", 0.02
+    app.watch, app.jitter = f"/lake/{STATE_DB}", 0.05
     with storage.lock():
         runner = runner_from_config(config, {"validate": step}, storage=storage, heartbeat_seconds=BEAT)
         execution = runner.start()
