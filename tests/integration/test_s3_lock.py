@@ -385,3 +385,31 @@ def test_refused_credentials_are_permanent_and_server_trouble_transient(
     assert code in caught.value.message
     assert ("refused the credentials" in caught.value.message) is (kind == "credentials")
     assert ("AWS_ACCESS_KEY_ID" in (caught.value.hint or "")) is (kind == "credentials")
+
+
+def test_a_heartbeat_push_that_fails_is_left_to_the_next_beat(
+    bucket: str, endpoint: str, scaffold_config: Path, monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    config = load_config(scaffold_config, env={"RETAIL_ETL__LAKE__ROOT": f"s3://{bucket}/lake",
+                                               "RETAIL_ETL__LAKE__S3__ENDPOINT_URL": endpoint})
+    storage = _storage(bucket, endpoint)
+    real_call = S3Storage._call
+    failed = []
+
+    def call(self: S3Storage, what: str, fn, **kwargs):
+        if threading.current_thread() is not threading.main_thread() and kwargs.get("Key", "").endswith(STATE_DB):
+            failed.append(what)
+            return real_call(self, what, reset, **kwargs)
+        return real_call(self, what, fn, **kwargs)
+
+    def reset(**_kwargs):
+        raise ConnectionError("connection reset")
+
+    monkeypatch.setattr(S3Storage, "_call", call)
+    with storage.lock():
+        runner = runner_from_config(config, {"validate": lambda _ctx: time.sleep(6 * BEAT) or StepResult()},
+                                    storage=storage, heartbeat_seconds=BEAT)
+        execution = runner.start()
+    assert execution.succeeded and len(failed) >= 3
+    assert "Traceback" not in capfd.readouterr().err
