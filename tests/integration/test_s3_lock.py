@@ -5,6 +5,7 @@ permanent."""
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
@@ -106,8 +107,6 @@ def _storage(bucket: str, endpoint: str) -> S3Storage:
 
 
 def _lock_object(s3, bucket: str) -> dict | None:
-    import json
-
     try:
         return json.loads(s3.get_object(Bucket=bucket, Key=LOCK_KEY)["Body"].read())
     except s3.exceptions.NoSuchKey:
@@ -115,8 +114,6 @@ def _lock_object(s3, bucket: str) -> dict | None:
 
 
 def _put_lock(s3, bucket: str, **holder: object) -> None:
-    import json
-
     s3.put_object(Bucket=bucket, Key=LOCK_KEY, Body=json.dumps(holder).encode())
 
 
