@@ -141,7 +141,7 @@ def test_pushes_land_whole_and_in_order_while_the_heartbeat_pushes(
     config = load_config(scaffold_config, env={"RETAIL_ETL__LAKE__ROOT": f"s3://{bucket}/lake",
                                                "RETAIL_ETL__LAKE__S3__ENDPOINT_URL": endpoint})
     storage = _storage(bucket, endpoint)
-    transactions = 60
+    transactions = 40
 
     def step(_ctx) -> StepResult:
         state = StateStore(storage)
