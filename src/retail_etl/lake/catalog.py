@@ -8,6 +8,7 @@ one, never a mix. A crash before the commit leaves only unreferenced files behin
 
 from __future__ import annotations
 
+import urllib.parse
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.exceptions import CommitFailedException, NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import (
@@ -29,7 +30,7 @@ from pyiceberg.table import Table, TableProperties, Transaction
 from pyiceberg.table.metadata import TableMetadata
 
 from retail_etl.errors import LakeBusyError, LakeError
-from retail_etl.lake.storage import CATALOG_DB, Storage
+from retail_etl.lake.storage import CATALOG_DB, LocalStorage, Storage
 
 RUN_ID_PROPERTY = "retail-etl.run-id"
 ZONE_PROPERTY = "retail-etl.zone"
@@ -162,7 +163,10 @@ class Catalog:
         return [self.storage.path_of(t.file.file_path) for t in scan.plan_files()]
 
     def tables(self) -> list[str]:
-        return sorted(ident[-1] for ident in self.iceberg.list_tables(self.namespace))
+        try:
+            return sorted(ident[-1] for ident in self.iceberg.list_tables(self.namespace))
+        except NoSuchNamespaceError:  # a read-only catalog of a lake that never committed
+            return []
 
     def info(self, name: str) -> TableInfo:
         table = self.load(name)
@@ -178,6 +182,29 @@ class Catalog:
             files=int(summary.get("total-data-files", 0)),
             snapshots=len(table.snapshots()),
         )
+
+
+def open_read_only(storage: Storage, namespace: str) -> Catalog | None:
+    """The lake's catalog opened for reading only, or None when the lake has none yet.
+
+    Creates nothing: no lake folder, no database file, no namespace, and (on S3) no upload; the
+    database is opened with SQLite's ``mode=ro``, so nothing done through it can write.
+    """
+    if isinstance(storage, LocalStorage):
+        path = storage.root / CATALOG_DB  # not db_path(): that creates the lake folder
+    else:
+        path = storage.db_path(CATALOG_DB)  # a pulled copy: the lake itself is not written
+    if not path.is_file():
+        return None
+    catalog = Catalog(storage, namespace)
+    catalog._catalog = SqlCatalog(
+        CATALOG_NAME,
+        uri=f"sqlite:///file:{urllib.parse.quote(str(path))}?mode=ro&uri=true",
+        warehouse=storage.uri(),
+        init_catalog_tables="false",
+        **storage.iceberg_properties(),
+    )
+    return catalog
 
 
 def _add_files(tx: Transaction, io: FileIO, paths: list[str], props: dict[str, str]) -> None:
