@@ -105,7 +105,8 @@ def new_table(*headers: str, title: str | None = None, right: Iterable[str] = ()
     table = Table(title=Text(title) if title else None, title_justify="left", box=box.SIMPLE_HEAD,
                   show_edge=False, pad_edge=False, collapse_padding=True)
     for header in headers:
-        table.add_column(Text(escape_control(header)), overflow="fold", justify="right" if header in aligned else "left")
+        justify = "right" if header in aligned else "left"
+        table.add_column(Text(escape_control(header)), overflow="fold", justify=justify)
     return table
 
 
