@@ -60,8 +60,38 @@ def test_webhook_failure_names_no_password() -> None:
 
     delivery = Notifier([WebhookChannel(url, timeout=2), Record()]).send(alert)
     assert set(delivery.failed) == {"webhook"} and delivery.sent == ["record"]
-    assert delivery.failed["webhook"].startswith("NotificationError: cannot reach http://user:***@127.0.0.1:")
+    assert delivery.failed["webhook"].startswith("NotificationError: cannot reach http://127.0.0.1:")
+    assert "Connection refused" in delivery.failed["webhook"]
     assert SECRET not in seen[0].message and "user:***@127.0.0.1" in seen[0].message
+
+
+def test_the_log_and_the_state_database_mask_what_they_are_given(tmp_path: Path) -> None:
+    import datetime as dt
+    import io
+
+    from retail_etl.workflow.logging import ExecutionLog, read_log
+    from retail_etl.workflow.state import WorkflowState
+
+    url = f"https://svc:{SECRET}@db.example.com/x"
+    stream = io.StringIO()
+    log = ExecutionLog("exec-1", file=tmp_path / "exec-1.jsonl", stream=stream, format="text")
+    log("TaskFailed", step="validate", level="error", error=f"cannot reach {url}", details={"url": url})
+    log.close()
+    state = WorkflowState(tmp_path / "state.db")
+    now = dt.datetime.now(dt.UTC)
+    state.create_execution("exec-1", "wf", {"source": url}, now)
+    state.add_event("exec-1", "TaskFailed", now, "validate", {"error": url})
+    state.finish_execution("exec-1", "FAILED", now, error="OSError", cause=f"cannot reach {url}")
+    state.save_circuit("wf", failures=1, last_error=f"OSError: {url}")
+    written = [stream.getvalue(), (tmp_path / "exec-1.jsonl").read_text(), *read_log(f"{{\"error\": \"{url}\"}}\n")]
+    assert all("svc:***@db.example.com" in w for w in written), written
+    execution = state.execution("exec-1")
+    assert execution.cause == "cannot reach https://svc:***@db.example.com/x"
+    assert execution.input == {"source": "https://svc:***@db.example.com/x"}
+    assert state.events("exec-1")[0].details == {"error": "https://svc:***@db.example.com/x"}
+    assert "svc:***@" in str(state.circuit("wf"))
+    assert SECRET.encode() not in (tmp_path / "state.db").read_bytes()
+    assert not any(SECRET in w for w in written)
 
 
 def test_a_webhook_password_appears_nowhere(tmp_path: Path) -> None:
@@ -74,13 +104,13 @@ def test_a_webhook_password_appears_nowhere(tmp_path: Path) -> None:
     run = cli("run", "--log-format", "json", cwd=project)
     events = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
     failed = [e for e in events if e["event"] == "NotificationFailed"]
-    assert failed and failed[0]["channel"] == "webhook" and "user:***@127.0.0.1" in failed[0]["error"]
+    assert failed and failed[0]["channel"] == "webhook" and "Connection refused" in failed[0]["error"]
     execution = failed[0]["execution_id"]
     outputs = [run.stdout, run.stderr,
                cli("logs", execution, cwd=project).stdout,
                cli("logs", execution, "--log-format", "json", cwd=project).stdout,
                cli("runs", "show", execution, "--events", "--format", "json", cwd=project).stdout]
-    assert "user:***@127.0.0.1" in outputs[2] and "NotificationFailed" in outputs[4]
+    assert "NotificationFailed" in outputs[2] and "NotificationFailed" in outputs[4]
     for output in outputs:
         assert SECRET not in output
     lake_files = [p for p in (project / "lake").rglob("*") if p.is_file()]
@@ -88,3 +118,33 @@ def test_a_webhook_password_appears_nowhere(tmp_path: Path) -> None:
     assert any(p.name == "state.db" for p in lake_files)
     for path in lake_files:
         assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_credentials_in_a_webhook_url_are_sent_as_basic_auth() -> None:
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[tuple[str, str | None]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers.get("Authorization")))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        WebhookChannel(f"http://user:p%40ss@127.0.0.1:{port}/hook?x=1", timeout=5).send(Alert("k", "j"), "t")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert received == [("/hook?x=1", "Basic " + base64.b64encode(b"user:p@ss").decode())]

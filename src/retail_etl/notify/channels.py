@@ -8,6 +8,7 @@ credentials masked.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -85,9 +86,9 @@ class WebhookChannel:
         import urllib.error
         import urllib.request
 
-        url = self.url or _env(self.env, self.url_env or "")
+        url, auth = _split_credentials(self.url or _env(self.env, self.url_env or ""))
         body = slack_payload(alert, sent_at) if self.payload == "slack" else alert.payload(sent_at)
-        headers = {"Content-Type": "application/json", "User-Agent": "retail-etl", **self.headers}
+        headers = {"Content-Type": "application/json", "User-Agent": "retail-etl", **auth, **self.headers}
         headers.update({header: _env(self.env, var) for header, var in self.headers_env.items()})
         request = urllib.request.Request(
             url, data=json.dumps(body, default=str).encode(), headers=headers, method="POST"
@@ -101,6 +102,19 @@ class WebhookChannel:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise NotificationError(mask_secrets(f"cannot reach {where}: {reason}")) from None
+
+
+def _split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """``https://user:password@host/x`` -> (``https://host/x``, a Basic ``Authorization`` header):
+    urllib would take the credentials for part of the host name."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, {}
+    user = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {"Authorization": f"Basic {token}"}
 
 
 def _where(url: str) -> str:
