@@ -31,7 +31,8 @@ def _closed_port() -> int:
 
 @pytest.mark.parametrize(("text", "masked"), [
     (f"https://user:{SECRET}@hooks.example.com/x", "https://user:***@hooks.example.com/x"),
-    (f"cannot reach smtp://mailer:{SECRET}@10.0.0.1:25: refused", "cannot reach smtp://mailer:***@10.0.0.1:25: refused"),
+    (f"cannot reach smtp://mailer:{SECRET}@10.0.0.1:25: refused",
+     "cannot reach smtp://mailer:***@10.0.0.1:25: refused"),
     (f"http://u:p@{SECRET}@host/x", "http://u:***@host/x"),  # an unencoded @ in the password
     (f"https://{SECRET}@github.com/o/r.git", "https://***@github.com/o/r.git"),  # a token as the user name
     (f"https://h/x?token={SECRET}&page=2", "https://h/x?token=***&page=2"),
