@@ -9,9 +9,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from typer.testing import CliRunner
 
+from retail_etl.cli.catalog import app as catalog_app
 from retail_etl.config.loader import load_config
-from retail_etl.errors import QueryError
+from retail_etl.errors import LakeError, QueryError
 from retail_etl.lake.catalog import open_read_only
 from retail_etl.lake.storage import open_storage
 from retail_etl.query import register, run_query, sandbox, to_duckdb
@@ -131,6 +133,10 @@ def test_query_on_a_project_that_never_ran_creates_nothing(scaffold_config: Path
         run_query(load_config(scaffold_config), "SELECT * FROM retail_etl.sales_validated")
     assert "retail-etl run" in (info.value.hint or "")
     assert run_query(load_config(scaffold_config), "SELECT 41 + 1 AS x").to_pylist() == [{"x": 42}]
+    listing = CliRunner().invoke(catalog_app, ["list", "-c", str(scaffold_config)])
+    assert listing.exit_code == 0 and "no tables yet" in listing.output
+    shown = CliRunner().invoke(catalog_app, ["show", "sales", "-c", str(scaffold_config)])
+    assert isinstance(shown.exception, LakeError) and "no table sales" in str(shown.exception)
     assert sorted(p.name for p in tmp_path.iterdir()) == before and not (tmp_path / "lake").exists()
 
 
