@@ -13,7 +13,7 @@ from retail_etl.cli.output import (
 )
 
 if TYPE_CHECKING:
-    from retail_etl.workflow.circuit import CircuitBreaker
+    from retail_etl.workflow.circuit import CircuitBreaker, CircuitStatus
 
 circuit_app = typer.Typer(
     help="The circuit breaker that pauses the workflow after consecutive failed executions.", no_args_is_help=True
@@ -27,17 +27,33 @@ _STYLE = {"CLOSED": "green", "OPEN": "red", "HALF_OPEN": "yellow"}
 
 
 def _breaker(config: Path | None) -> tuple[CircuitBreaker, bool]:
+    """The workflow's circuit breaker, and whether it is enabled."""
     from retail_etl.config.loader import load_config
     from retail_etl.lake.storage import open_storage
     from retail_etl.workflow import workflow_state
     from retail_etl.workflow.circuit import CircuitBreaker
 
     cfg = load_config(config)
-    state = workflow_state(open_storage(cfg))
     c = cfg.workflow.circuit
-    breaker = CircuitBreaker(state, cfg.workflow.name, failure_threshold=c.failure_threshold,
-                             cooldown_seconds=c.cooldown_seconds)
+    breaker = CircuitBreaker(workflow_state(open_storage(cfg)), cfg.workflow.name,
+                             failure_threshold=c.failure_threshold, cooldown_seconds=c.cooldown_seconds)
     return breaker, c.enabled
+
+
+def _status(config: Path | None) -> tuple[CircuitStatus, bool]:
+    """The circuit's status; a lake without a state database has a closed circuit (and gets no
+    database from being asked)."""
+    from retail_etl.config.loader import load_config
+    from retail_etl.lake.catalog import existing_db
+    from retail_etl.lake.storage import STATE_DB, open_storage
+    from retail_etl.workflow.circuit import CLOSED, CircuitStatus
+
+    cfg = load_config(config)
+    c = cfg.workflow.circuit
+    if existing_db(open_storage(cfg), STATE_DB) is None:
+        return CircuitStatus(cfg.workflow.name, CLOSED, 0, c.failure_threshold), c.enabled
+    breaker, enabled = _breaker(config)
+    return breaker.status(), enabled
 
 
 @circuit_app.command("status")
@@ -49,8 +65,7 @@ def status(fmt: FormatOption = "table", config: ConfigOption = None) -> None:
     from retail_etl.workflow.state import iso
 
     check_format(fmt)
-    breaker, enabled = _breaker(config)
-    s = breaker.status()
+    s, enabled = _status(config)
     console = stdout_console()
     record: dict[str, Any] = {
         "workflow": s.workflow, "state": s.state, "enabled": enabled, "failures": s.failures,

@@ -39,11 +39,12 @@ def _storage(config: Path | None) -> Storage:
 
 def _state(config: Path | None) -> WorkflowState | None:
     """The state database, or None when no execution was ever recorded (nothing is created)."""
+    from retail_etl.lake.catalog import existing_db
     from retail_etl.lake.storage import STATE_DB
     from retail_etl.workflow import workflow_state
 
     storage = _storage(config)
-    return workflow_state(storage) if storage.db_path(STATE_DB).exists() else None
+    return workflow_state(storage) if existing_db(storage, STATE_DB) else None
 
 
 def _time(value: str | None) -> str:

@@ -12,6 +12,7 @@ import urllib.parse
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -184,17 +185,24 @@ class Catalog:
         )
 
 
+def existing_db(storage: Storage, rel: str) -> Path | None:
+    """The local file of the lake's SQLite database ``rel`` if the lake has one, else None; creates
+    nothing in the lake (on S3 the copy is pulled into local scratch, nothing is uploaded)."""
+    if isinstance(storage, LocalStorage):
+        path = storage.root / rel  # not db_path(): that creates the lake's folders
+    else:
+        path = storage.db_path(rel)
+    return path if path.is_file() else None
+
+
 def open_read_only(storage: Storage, namespace: str) -> Catalog | None:
     """The lake's catalog opened for reading only, or None when the lake has none yet.
 
     Creates nothing: no lake folder, no database file, no namespace, and (on S3) no upload; the
     database is opened with SQLite's ``mode=ro``, so nothing done through it can write.
     """
-    if isinstance(storage, LocalStorage):
-        path = storage.root / CATALOG_DB  # not db_path(): that creates the lake folder
-    else:
-        path = storage.db_path(CATALOG_DB)  # a pulled copy: the lake itself is not written
-    if not path.is_file():
+    path = existing_db(storage, CATALOG_DB)
+    if path is None:
         return None
     catalog = Catalog(storage, namespace)
     catalog._catalog = SqlCatalog(

@@ -237,3 +237,11 @@ def test_long_cells_are_never_cut_when_piped(project: Path) -> None:
     execution = runner.start()
     result = cli.invoke(runs_app, ["show", execution.id, "-c", str(project)], env={"COLUMNS": "40"})
     assert result.exit_code == 0 and long in result.output and "…" not in result.output
+
+
+def test_listings_of_a_lake_that_never_ran_create_nothing(project: Path, workdir: Path) -> None:
+    assert "no executions yet" in _invoke(runs_app, "list", "-c", str(project))
+    out = _invoke(circuit_app, "status", "-c", str(project))
+    assert "CLOSED" in out.split() and "0 consecutive (opens at 2)" in out
+    assert json.loads(_invoke(circuit_app, "status", "--format", "json", "-c", str(project)))["failures"] == 0
+    assert not (workdir / "lake").exists()
