@@ -1,4 +1,4 @@
-"""Rendering for the terminal (Rich) and for machines (CSV, JSON), showing every value verbatim.
+r"""Rendering for the terminal (Rich) and for machines (CSV, JSON), showing every value verbatim.
 
 Every listing command takes ``--format table|csv|json`` and follows the same conventions:
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import decimal
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
