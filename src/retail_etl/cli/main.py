@@ -128,8 +128,9 @@ def ingest(
     lake = Lake(cfg)
     with lake.lock():
         added = lake.raw.ingest(source, files, follow_symlinks=follow_symlinks or declared.follow_symlinks)
-    for f in added:
-        console.print(f"ingested {f.name} -> {f.path} (sha256 {f.sha256[:12]}…, {f.size:,} bytes)")
+    for f in added:  # file names are shown as they are, never read as Rich markup
+        console.print(f"ingested {f.name} -> {f.path} (sha256 {f.sha256[:12]}…, {f.size:,} bytes)",
+                      markup=False, highlight=False, soft_wrap=True)
     skipped = len(files) - len(added)
     if skipped:
         console.print(f"{skipped} file(s) already ingested with the same content: skipped")
