@@ -98,15 +98,16 @@ class Lake:
             self.catalog.reset()
             yield
 
-    def discover(self, source: SourceConfig) -> list[Path]:
-        """Files (and symbolic links) matching the source's ``path`` glob (relative to the project folder)."""
-        return discover(Path(self.config.project_dir), source.path)
+    def discover(self, name: str, source: SourceConfig) -> list[Path]:
+        """Files matching the source's ``path`` glob (relative to the project folder); symbolic links
+        are refused unless the source follows them."""
+        return discover(Path(self.config.project_dir), source.path, source=name, follow_symlinks=source.follow_symlinks)
 
     def ingest_new(self, say: Say) -> dict[str, list[RawFile]]:
         """Copy new files matching each source's glob into the raw zone."""
         added = {}
         for name, source in self.config.sources.items():
-            files = self.raw.ingest(name, self.discover(source), follow_symlinks=source.follow_symlinks)
+            files = self.raw.ingest(name, self.discover(name, source), follow_symlinks=source.follow_symlinks)
             if files:
                 added[name] = files
                 say(f"ingested {len(files)} file(s) into raw/{name}")

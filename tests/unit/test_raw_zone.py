@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from retail_etl.errors import SourceError
-from retail_etl.lake.raw import RawZone, discover, process_umask, raw_mode
+from retail_etl.lake.raw import RawZone, discover, process_umask, raw_mode, versioned_name
 from retail_etl.lake.storage import LocalStorage
 
 
@@ -135,13 +135,76 @@ def test_a_dangling_symlink_is_refused_and_followed_is_missing(tmp_path: Path) -
         zone.ingest("sales", [link], follow_symlinks=True)
 
 
-def test_discover_lists_files_and_symlinks_not_directories(tmp_path: Path) -> None:
+def test_discover_lists_files_not_directories(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     (data / "sales_b.csv").write_text("a\n")
     (data / "sales_a.csv").write_text("a\n")
     (data / "sales_dir.csv").mkdir()  # a folder matching the glob
-    (data / "sales_link.csv").symlink_to(tmp_path / "missing.csv")
     (data / "other.csv").write_text("a\n")
-    assert [p.name for p in discover(tmp_path, "data/sales*.csv")] == ["sales_a.csv", "sales_b.csv", "sales_link.csv"]
-    assert [p.name for p in discover(Path("/nonexistent"), str(data / "sales_?.csv"))] == ["sales_a.csv", "sales_b.csv"]
+    assert [p.name for p in discover(tmp_path, "data/sales*.csv", source="s")] == ["sales_a.csv", "sales_b.csv"]
+    assert [p.name for p in discover(Path("/elsewhere"), str(data / "sales_?.csv"), source="s")] == [
+        "sales_a.csv", "sales_b.csv"]
+    assert discover(tmp_path, "data/sales_a.csv", source="s") == [data / "sales_a.csv"]
+    assert discover(tmp_path, "data/missing.csv", source="s") == []
+
+
+@pytest.mark.parametrize(("pattern", "link"), [
+    ("data/*.csv", "data/linked.csv"),  # a link to a file
+    ("data/*.csv", "data/dangling.csv"),  # a link to nothing
+    ("data/*/*.csv", "data/planted"),  # a link to a folder, reached by a wildcard
+    ("data/linked.csv", "data/linked.csv"),  # named literally, still an input file
+])
+def test_discover_refuses_symlinks_unless_followed(tmp_path: Path, pattern: str, link: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.csv").write_text("a\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "plain.csv").write_text("a\n")
+    (tmp_path / link).symlink_to(outside if link.endswith("planted") else outside / (
+        "gone.csv" if "dangling" in link else "secret.csv"))
+    with pytest.raises(SourceError) as refused:
+        discover(tmp_path, pattern, source="sales")
+    assert refused.value.path == str(tmp_path / link) and "is a symbolic link" in refused.value.message
+    assert "follow_symlinks: true` on source 'sales'" in (refused.value.hint or "")
+    followed = discover(tmp_path, pattern, source="sales", follow_symlinks=True)
+    assert tmp_path / link in followed or (tmp_path / link / "secret.csv") in followed
+
+
+def test_discover_follows_links_among_the_folders_the_pattern_names(tmp_path: Path) -> None:
+    real = tmp_path / "share"
+    real.mkdir()
+    (real / "sales.csv").write_text("a\n")
+    (tmp_path / "data").symlink_to(real)  # e.g. a mounted share linked into the project
+    assert discover(tmp_path, "data/*.csv", source="s") == [tmp_path / "data" / "sales.csv"]
+
+
+def test_versioned_names_stay_within_the_name_limit() -> None:
+    digest = "0123456789abcdef" * 4
+    assert versioned_name("sales.csv", digest) == "sales.0123456789ab.csv"
+    long = "é" * 120 + ".csv"  # 244 bytes
+    named = versioned_name(long, digest)
+    assert len(named.encode()) <= 255 and named.endswith(".0123456789ab.csv") and named.startswith("é" * 119)
+
+
+def test_a_name_near_the_limit_is_stored_and_versioned(tmp_path: Path) -> None:
+    src = tmp_path / ("n" * 251 + ".csv")  # 255 bytes: the longest name the file system takes
+    src.write_text("a\n1\n")
+    zone = RawZone(LocalStorage(tmp_path / "lake"))
+    day = dt.date(2024, 3, 1)
+    (first,) = zone.ingest("sales", [src], today=day)
+    src.write_text("a\n2\n")
+    (second,) = zone.ingest("sales", [src], today=day)
+    assert first.path.endswith(src.name) and second.name == src.name
+    assert zone.local_path(first).read_text() == "a\n1\n" and zone.local_path(second).read_text() == "a\n2\n"
+    assert len(Path(second.path).name.encode()) == 255
+
+
+def test_a_recursive_pattern_never_descends_into_a_linked_folder(tmp_path: Path) -> None:
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.csv").write_text("a\n")
+    (tmp_path / "data" / "2024").mkdir(parents=True)
+    (tmp_path / "data" / "2024" / "sales.csv").write_text("a\n")
+    (tmp_path / "data" / "planted").symlink_to(tmp_path / "outside")
+    assert discover(tmp_path, "data/**/*.csv", source="s") == [tmp_path / "data" / "2024" / "sales.csv"]

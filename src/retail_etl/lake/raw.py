@@ -26,6 +26,7 @@ from retail_etl.errors import SourceError
 from retail_etl.lake.storage import Storage, file_sha256
 
 MANIFEST = "_manifest.jsonl"
+NAME_MAX = 255  # bytes in a file name, on the common file systems
 
 
 def raw_mode(source_mode: int, umask: int) -> int:
@@ -48,16 +49,47 @@ def process_umask() -> int:
     return mask
 
 
-def discover(base: Path, pattern: str) -> list[Path]:
+def versioned_name(name: str, digest: str, limit: int = NAME_MAX) -> str:
+    """``name`` with ``digest``'s first 12 characters before its suffix (``sales.<hash>.csv``), the
+    stem shortened if needed so that the name stays within ``limit`` bytes of UTF-8."""
+    path = Path(name)
+    suffix = f".{digest[:12]}{path.suffix}"
+    room = limit - len(suffix.encode())
+    stem = path.stem.encode()[:room].decode("utf-8", errors="ignore")
+    return stem + suffix
+
+
+def discover(base: Path, pattern: str, *, source: str, follow_symlinks: bool = False) -> list[Path]:
     """Files matching the glob ``pattern`` (relative to ``base`` unless absolute), in name order.
 
-    Symbolic links are listed too, whatever they point to, so that :meth:`RawZone.ingest` can
-    refuse them (or follow them when asked); directories are not files and are left out.
+    Directories are not files and are left out. Unless ``follow_symlinks``, a match that is a
+    symbolic link, or lies in a folder reached through one, is a :class:`SourceError`: a link
+    planted among the inputs (``data/x -> /home``, with ``data/*/*.csv``) cannot pull files in
+    (``**`` never descends into a linked folder).
+    Links among the folders the pattern names literally (``/mnt/extracts`` in
+    ``/mnt/extracts/*.csv``) are the configuration's own choice and are followed.
     """
-    glob = Path(pattern)
-    if glob.is_absolute():
-        base, glob = Path(glob.anchor), glob.relative_to(glob.anchor)
-    return sorted(p for p in Path(base).glob(str(glob)) if p.is_symlink() or p.is_file())
+    parts = Path(pattern).parts
+    literal = 0
+    while literal < len(parts) - 1 and not any(ch in parts[literal] for ch in "*?["):
+        literal += 1
+    root = Path(base, *parts[:literal])
+    found = sorted(p for p in root.glob(str(Path(*parts[literal:]))) if p.is_symlink() or p.is_file())
+    if not follow_symlinks:
+        for path in found:
+            link = _first_link(path, root)
+            if link is not None:
+                _refuse_symlink(link, source)
+    return found
+
+
+def _first_link(path: Path, root: Path) -> Path | None:
+    current = root
+    for part in path.relative_to(root).parts:
+        current = current / part
+        if current.is_symlink():
+            return current
+    return None
 
 
 def _refuse_symlink(file: Path, source: str) -> None:
@@ -148,7 +180,7 @@ class RawZone:
         rel = f"{folder}/{file.name}"
         existing = self.storage.sha256(rel)
         if existing is not None and existing != digest:
-            rel = f"{folder}/{file.stem}.{digest[:12]}{file.suffix}"
+            rel = f"{folder}/{versioned_name(file.name, digest)}"
             existing = self.storage.sha256(rel)
         if existing is None:
             self.storage.put_file(file, rel, digest, raw_mode(info.st_mode, umask))

@@ -192,7 +192,7 @@ class LocalStorage(Storage):
     def put_file(self, source: Path, rel: str, sha256: str, mode: int = 0o444) -> None:
         target = self.root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        tmp = target.with_name(f".tmp-{os.getpid()}-{sha256[:16]}")  # short: the name may be near the limit
         tmp.unlink(missing_ok=True)
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600))  # private until it gets its final mode
         shutil.copyfile(source, tmp)
