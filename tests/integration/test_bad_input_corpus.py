@@ -4,9 +4,10 @@ Clean cases share one project and one ``retail-etl run`` (each case's lines carr
 transaction ids, so their outcomes are independent) and are checked file by file through
 ``retail-etl query --format json``: validated and quarantined lines with their failed rules,
 rows conserved (lines read = valid + quarantined, validated = enriched + transform-quarantined,
-and the run's ``quality_runs`` totals equal the sum over the files). Cases that fail, change the
-configuration or set files up run in a project of their own. Every command's output has no
-traceback and at most one error line plus one hint line.
+and the run's ``quality_runs`` totals equal the sum over the files). A case that needs source
+settings of its own gets its own source in that project. Cases that fail (or may, today) or run
+another command than ``run`` get a project each. Every command's output has no traceback and at
+most one error line plus one hint line; a failed run commits nothing.
 """
 
 from __future__ import annotations
