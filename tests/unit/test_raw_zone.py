@@ -59,6 +59,8 @@ def test_a_torn_manifest_line_is_ignored_and_repaired(tmp_path: Path) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="no such file"):
         RawZone(LocalStorage(tmp_path / "lake")).ingest("s", [tmp_path / "nope.csv"])
+    with pytest.raises(SourceError, match="is a folder, not a file"):
+        RawZone(LocalStorage(tmp_path / "lake")).ingest("s", [tmp_path])
 
 
 @pytest.mark.parametrize(("source_mode", "umask", "expected"), [

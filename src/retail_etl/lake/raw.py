@@ -157,6 +157,9 @@ class RawZone:
         added: list[RawFile] = []
         umask = process_umask()
         for file in files:
+            if file.is_dir():
+                raise SourceError("is a folder, not a file", path=str(file),
+                                  hint="name the files in it, e.g. folder/*.csv")
             if not file.is_file():
                 raise SourceError("no such file", path=str(file), hint="check the path or the source's `path` glob")
             info = file.stat()

@@ -400,8 +400,9 @@ class S3Storage(Storage):
         return digest.hexdigest()
 
     def put_file(self, source: Path, rel: str, sha256: str, mode: int = 0o444) -> None:
-        # Objects have no permission bits: ``mode`` does not apply. Upload from a local copy hashed first, so what lands is what was checked.
-        staged = self.work / "upload" / f"{os.getpid()}-{Path(rel).name}"
+        # Objects have no permission bits: ``mode`` does not apply. Upload from a local copy
+        # hashed first, so what lands is what was checked.
+        staged = self.work / "upload" / f"{os.getpid()}-{sha256[:16]}"  # short: the name may be near the limit
         staged.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, staged)
         try:

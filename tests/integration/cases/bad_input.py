@@ -405,6 +405,8 @@ def cases() -> list[Case]:
         Case("fs_directory_matching_glob", "file system", setup=_directory, made=("dir_matching_glob.csv",)),
         Case("fs_ingest_missing_file", "file system", command=("ingest", "sales", "vanished.csv"),
              error="vanished.csv: no such file", exit_code=1),
+        Case("fs_ingest_a_folder", "file system", command=("ingest", "sales", "data"),
+             error="data: is a folder, not a file", exit_code=1),
     ]
     return c
 
