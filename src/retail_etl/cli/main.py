@@ -131,18 +131,22 @@ def sample_data(
 def ingest(
     source: Annotated[str, typer.Argument(help="Source name declared in retail-etl.yaml.")],
     files: Annotated[list[Path], typer.Argument(help="Files to copy into the raw zone.")],
+    follow_symlinks: Annotated[bool, typer.Option(
+        "--follow-symlinks", help="Ingest what a symbolic link points to (refused otherwise)."
+    )] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Copy files into the raw zone unchanged (checksummed, by source and ingest date)."""
+    """Copy files into the raw zone unchanged (checksummed, by source and ingest date, read-only)."""
     from retail_etl.pipeline import Lake
 
     cfg = _config(config)
-    cfg.source(source)
+    declared = cfg.source(source)
     lake = Lake(cfg)
     with lake.lock():
-        added = lake.raw.ingest(source, files)
-    for f in added:
-        console.print(f"ingested {f.name} -> {f.path} (sha256 {f.sha256[:12]}…, {f.size:,} bytes)")
+        added = lake.raw.ingest(source, files, follow_symlinks=follow_symlinks or declared.follow_symlinks)
+    for f in added:  # file names are shown as they are, never read as Rich markup
+        console.print(f"ingested {f.name} -> {f.path} (sha256 {f.sha256[:12]}…, {f.size:,} bytes)",
+                      markup=False, highlight=False, soft_wrap=True)
     skipped = len(files) - len(added)
     if skipped:
         console.print(f"{skipped} file(s) already ingested with the same content: skipped")

@@ -97,6 +97,7 @@ class SourceConfig(_Strict):
 
     entity: Literal["sales", "products"]
     path: str = Field(description="Glob of input files, relative to the project folder.")
+    follow_symlinks: bool = Field(False, description="Ingest what a symbolic link matching `path` points to.")
     format: Literal["csv"] = "csv"
     csv: CsvOptions = CsvOptions()
     columns: dict[str, str | ColumnSpec]

@@ -110,8 +110,9 @@ class Storage(ABC):
         """The SHA-256 of a file's content, or None if it does not exist."""
 
     @abstractmethod
-    def put_file(self, source: Path, rel: str, sha256: str) -> None:
-        """Store a copy of ``source`` at ``rel`` if its content hashes to ``sha256``, read-only."""
+    def put_file(self, source: Path, rel: str, sha256: str, mode: int = 0o444) -> None:
+        """Store a copy of ``source`` at ``rel`` if its content hashes to ``sha256``, with permission
+        bits ``mode`` where the storage has them (a local folder)."""
 
     @abstractmethod
     def local_copy(self, rel: str) -> Path:
@@ -202,18 +203,20 @@ class LocalStorage(Storage):
         path = self.root / rel
         return file_sha256(path) if path.exists() else None
 
-    def put_file(self, source: Path, rel: str, sha256: str) -> None:
+    def put_file(self, source: Path, rel: str, sha256: str, mode: int = 0o444) -> None:
         target = self.root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        tmp = target.with_name(f".tmp-{os.getpid()}-{sha256[:16]}")  # short: the name may be near the limit
+        tmp.unlink(missing_ok=True)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600))  # private until it gets its final mode
         shutil.copyfile(source, tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         if file_sha256(tmp) != sha256:
             tmp.unlink()
             raise _changed(source)
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
-        os.chmod(target, 0o444)
 
     def local_copy(self, rel: str) -> Path:
         return self.root / rel
@@ -428,9 +431,10 @@ class S3Storage(Storage):
             digest.update(chunk)
         return digest.hexdigest()
 
-    def put_file(self, source: Path, rel: str, sha256: str) -> None:
-        # Upload from a local copy hashed first, so what lands is what was checked.
-        staged = self.work / "upload" / f"{os.getpid()}-{Path(rel).name}"
+    def put_file(self, source: Path, rel: str, sha256: str, mode: int = 0o444) -> None:
+        # Objects have no permission bits: ``mode`` does not apply. Upload from a local copy
+        # hashed first, so what lands is what was checked.
+        staged = self.work / "upload" / f"{os.getpid()}-{sha256[:16]}"  # short: the name may be near the limit
         staged.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, staged)
         try:
