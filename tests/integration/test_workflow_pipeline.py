@@ -9,6 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from retail_etl import pipeline
+from retail_etl.pipeline import analytics as analytics_module
+from retail_etl.pipeline import transform as transform_module
 from retail_etl.cli.main import app
 from retail_etl.config.loader import load_config
 from retail_etl.errors import LakeBusyError, QualityGateError
@@ -40,7 +42,7 @@ def _state(project: Path) -> WorkflowState:
 
 def test_transient_fault_is_retried_with_backoff_and_shown(tmp_path: Path, monkeypatch) -> None:
     project = _project(tmp_path)
-    real, calls = pipeline.transform_step, []
+    real, calls = transform_module.transform_step, []
 
     def flaky(*args, **kwargs):
         calls.append(1)
@@ -48,7 +50,7 @@ def test_transient_fault_is_retried_with_backoff_and_shown(tmp_path: Path, monke
             raise LakeBusyError("catalog.db is locked by another writer")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "transform_step", flaky)
+    monkeypatch.setattr(transform_module, "transform_step", flaky)
     result = pipeline.run(load_config(project / "retail-etl.yaml", env={}))
     assert result.transform is not None and result.marts["daily_sales"] > 0
     execution = _state(project).execution(result.run_id)
@@ -91,17 +93,17 @@ def test_permanent_failure_is_not_retried_and_the_circuit_opens(tmp_path: Path) 
 def test_resume_continues_from_the_failed_step(tmp_path: Path, monkeypatch) -> None:
     project = _project(tmp_path)
     config = load_config(project / "retail-etl.yaml", env={})
-    real = pipeline.analytics_step
+    real = analytics_module.analytics_step
 
     def broken(*args, **kwargs):
         raise QualityGateError("simulated permanent failure in analytics")
 
-    monkeypatch.setattr(pipeline, "analytics_step", broken)
+    monkeypatch.setattr(analytics_module, "analytics_step", broken)
     with pytest.raises(QualityGateError):
         pipeline.run(config)
     (failed,) = _state(project).executions(limit=1)
     assert failed.status == "FAILED"
-    monkeypatch.setattr(pipeline, "analytics_step", real)
+    monkeypatch.setattr(analytics_module, "analytics_step", real)
     resumed = pipeline.run(config, resume=failed.id)
     execution = _state(project).execution(resumed.run_id)
     assert execution.status == "SUCCEEDED"

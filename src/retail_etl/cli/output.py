@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -35,17 +36,39 @@ def print_table(console: Console, data: pa.Table, fmt: str) -> None:
     console.print(f"{len(rows)} row(s)")
 
 
-def print_run(console: Console, result: Any) -> None:
-    """Summary of a pipeline run: per source rows, and quarantined rows by rule."""
-    if not result.sources and result.transform is None:
+RUN_FORMATS = ("table", "csv", "json")
+_RUN_COLUMNS = ("run_id", "step", "name", "files", "rows_in", "rows_out", "rows_quarantined", "seconds")
+
+
+def print_run(console: Console, result: Any, fmt: str = "table", *, header: bool = True) -> None:
+    """Summary of a pipeline run (a :class:`retail_etl.pipeline.RunResult`): per source rows, and
+    quarantined rows by rule. ``csv``: one row per source of each step and per mart (the header
+    line unless ``header`` is false); ``json``: one line, the typed results of the steps the
+    execution ran."""
+    if fmt == "json":
+        console.file.write(json.dumps(result.to_dict(), default=_json_default, ensure_ascii=False) + "\n")
+        return
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        if header:
+            writer.writerow(_RUN_COLUMNS)
+        writer.writerows(_run_rows(result))
+        console.file.write(buf.getvalue())
+        return
+    if result.resumed_from:
+        done = f"; {', '.join(result.skipped)} done by it" if result.skipped else ""
+        console.print(f"run {result.run_id} resumed {result.resumed_from}{done}", highlight=False)
+    if not result.sources and result.transform is None and result.analytics is None:
         console.print(f"run {result.run_id}: no new input files; nothing to do ({result.seconds:.1f}s)")
         return
-    summary = Table("source", "files", "rows read", "valid", "quarantined", "rate", "seconds",
-                    title=f"run {result.run_id}")
-    for s in result.sources:
-        summary.add_row(s.source, str(len(s.files)), f"{s.rows_read:,}", f"{s.rows_valid:,}",
-                        f"{s.rows_quarantined:,}", f"{s.quarantine_rate:.2%}", f"{s.seconds:.2f}")
-    console.print(summary)
+    if result.sources:
+        summary = Table("source", "files", "rows read", "valid", "quarantined", "rate", "seconds",
+                        title=f"run {result.run_id}")
+        for s in result.sources:
+            summary.add_row(s.source, str(len(s.files)), f"{s.rows_read:,}", f"{s.rows_valid:,}",
+                            f"{s.rows_quarantined:,}", f"{s.quarantine_rate:.2%}", f"{s.seconds:.2f}")
+        console.print(summary)
     rules = Table("source", "rule", "severity", "rows failed", title="rows failing each check")
     for s in result.sources:
         for r in s.rules:
@@ -56,17 +79,37 @@ def print_run(console: Console, result: Any) -> None:
         console.print(rules)
     if result.transform is not None:
         t = result.transform
-        dates = result.dates
-        span = f"{dates[0]} .. {dates[-1]}" if len(dates) > 1 else str(dates[0])
         console.print(
-            f"transform: {t.lines_in:,} validated lines on {len(dates)} sale date(s) ({span}) -> "
+            f"transform: {t.lines_in:,} validated lines on {len(t.dates)} sale date(s) ({_span(t.dates)}) -> "
             f"{t.enriched:,} enriched, {t.duplicates:,} duplicates and {t.unknown_products:,} unknown products "
-            "quarantined; analytics refreshed for those dates"
+            "quarantined", highlight=False,
         )
+    if result.analytics is not None:
+        a = result.analytics
+        console.print(f"analytics: {len(a.marts)} marts refreshed for {len(a.dates)} sale date(s) "
+                      f"({_span(a.dates)}), {sum(a.marts.values()):,} rows", highlight=False)
     for s in result.sources:
         for w in s.warnings:
-            console.print(f"[yellow]warning[/yellow] {s.source}: {w}", highlight=False)
+            console.print(f"[yellow]warning[/yellow] {escape(s.source)}: {escape(w)}", highlight=False)
     console.print(f"done in {result.seconds:.1f}s")
+
+
+def _span(dates: list) -> str:
+    return f"{dates[0]} .. {dates[-1]}" if len(dates) > 1 else str(dates[0])
+
+
+def _run_rows(result: Any) -> list[tuple]:
+    rows: list[tuple] = [
+        (result.run_id, "validate", s.source, len(s.files), s.rows_read, s.rows_valid, s.rows_quarantined,
+         round(s.seconds, 3))
+        for s in result.sources
+    ]
+    if result.transform is not None:
+        rows += [(result.run_id, "transform", name, "", f.lines_in, f.enriched, f.duplicates + f.unknown_products, "")
+                 for name, f in result.transform.sources.items()]
+    if result.analytics is not None:
+        rows += [(result.run_id, "analytics", mart, "", "", n, "", "") for mart, n in result.analytics.marts.items()]
+    return rows
 
 
 def _plain(value: Any) -> Any:
