@@ -163,7 +163,8 @@ def test_run_summary_as_json_and_csv_holds_the_steps_figures(tmp_path: Path) -> 
     for rule, failed in failing.items():
         assert failed == sum(rule in rules for rules in tables["failed"]), rule
 
-    rows = list(csv.DictReader(io.StringIO(cli("run", "--format", "csv", "--bookmark", "disable", cwd=project).stdout)))
+    out = cli("run", "--format", "csv", "--bookmark", "disable", cwd=project).stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
     by_step = {(r["step"], r["name"]): r for r in rows}
     assert int(by_step[("validate", "sales")]["rows_in"]) == 400
     assert int(by_step[("validate", "sales")]["rows_out"]) == tables["validated"]

@@ -3,8 +3,8 @@ committed enriched lines."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import datetime as dt
+from collections.abc import Sequence
 
 from pyiceberg.expressions import And, BooleanExpression, GreaterThanOrEqual, In, LessThanOrEqual
 
@@ -13,21 +13,14 @@ from retail_etl.jobs import analytics
 from retail_etl.lake.lake import Lake
 from retail_etl.pipeline import relations
 from retail_etl.pipeline.results import AnalyticsResult, RunInputs
-from retail_etl.pipeline.tableio import ANALYTICS, StepIO
+from retail_etl.pipeline.tableio import ANALYTICS, Say, StepIO, quiet
 from retail_etl.pipeline.validate import ENRICHED_TABLE
 from retail_etl.quoting import ident, in_list
 
 STAGE = "analytics"
 
-Say = Callable[[str], None]
-
-
-def _quiet(_message: str) -> None:
-    return None
-
-
 def analytics_step(
-    config: Config, lake: Lake, run_id: str, inputs: RunInputs, *, say: Say = _quiet
+    config: Config, lake: Lake, run_id: str, inputs: RunInputs, *, say: Say = quiet
 ) -> AnalyticsResult:
     """Recompute the marts for the journaled dates from the committed enriched lines.
 

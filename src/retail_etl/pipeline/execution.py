@@ -17,11 +17,11 @@ from retail_etl.lake.lake import Lake
 from retail_etl.notify import quarantine_rate_alert
 from retail_etl.pipeline import analytics, transform, validate
 from retail_etl.pipeline.results import RESULT_TYPES, RunInputs, RunResult, StepOutput, ValidateResult
+from retail_etl.pipeline.tableio import Say
 
 if TYPE_CHECKING:
     from retail_etl.workflow import Execution, StepContext, StepFn, StepResult
 
-Say = Callable[[str], None]
 StepBody = Callable[..., StepOutput]
 
 #: The steps in the order they run, each looked up in its module when called.

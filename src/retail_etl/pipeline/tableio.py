@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,6 +21,13 @@ from retail_etl.engines.base import Engine, parquet_rows
 from retail_etl.lake.lake import Lake
 
 PROCESSED, ANALYTICS = "processed", "analytics"
+
+#: How a step reports progress (one line at a time).
+Say = Callable[[str], None]
+
+
+def quiet(_message: str) -> None:
+    """Progress reported to no one."""
 
 
 class StepIO:

@@ -4,8 +4,6 @@ journals the dates for analytics."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pyiceberg.expressions import AlwaysTrue, And, EqualTo, In
 
 from retail_etl.config.model import Config
@@ -13,7 +11,7 @@ from retail_etl.jobs.transform import DUPLICATE_RULE, UNKNOWN_PRODUCT_RULE, Tran
 from retail_etl.lake.lake import Lake
 from retail_etl.pipeline import metrics, relations
 from retail_etl.pipeline.results import RunInputs, TransformResult
-from retail_etl.pipeline.tableio import PROCESSED, StepIO
+from retail_etl.pipeline.tableio import PROCESSED, Say, StepIO, quiet
 from retail_etl.pipeline.validate import ENRICHED_TABLE, VALIDATED_TABLE
 
 STAGE = "transform"
@@ -21,15 +19,8 @@ ANALYTICS_STAGE = "analytics"
 QUARANTINE_TABLE = "sales_quarantine"
 LEVELS = ("transform",)
 
-Say = Callable[[str], None]
-
-
-def _quiet(_message: str) -> None:
-    return None
-
-
 def transform_step(
-    config: Config, lake: Lake, run_id: str, inputs: RunInputs, *, say: Say = _quiet
+    config: Config, lake: Lake, run_id: str, inputs: RunInputs, *, say: Say = quiet
 ) -> TransformResult:
     """Re-derive enriched lines (and transform-stage quarantine) for the journaled dates.
 

@@ -5,7 +5,6 @@ for transform, commits, then bookmarks the files."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pyiceberg.expressions import AlwaysTrue, And, EqualTo, In
@@ -17,7 +16,7 @@ from retail_etl.lake.lake import Lake
 from retail_etl.lake.raw import RawFile
 from retail_etl.pipeline import metrics, relations
 from retail_etl.pipeline.results import RunInputs, SourceFigures, ValidateResult
-from retail_etl.pipeline.tableio import PROCESSED, StepIO
+from retail_etl.pipeline.tableio import PROCESSED, Say, StepIO, quiet
 from retail_etl.quality.ruleset import source_rules
 from retail_etl.quoting import ident, idents, in_list, lit
 from retail_etl.sources.mapping import SourcePlan, plan_source
@@ -29,13 +28,6 @@ PARTITION_BY = {"sales": ("sale_date",), "products": ()}
 ENRICHED_TABLE = "sales_enriched"
 #: The levels of the checks validate measures (transform measures its own).
 LEVELS = ("row", "dataset", "parse", "read")
-
-Say = Callable[[str], None]
-
-
-def _quiet(_message: str) -> None:
-    return None
-
 
 @dataclass
 class _Batch:
@@ -51,7 +43,9 @@ class _Batch:
         return sorted({f.name for f in self.files})
 
 
-def validate_step(config: Config, lake: Lake, run_id: str, inputs: RunInputs, *, say: Say = _quiet) -> ValidateResult:
+def validate_step(
+    config: Config, lake: Lake, run_id: str, inputs: RunInputs, *, say: Say = quiet
+) -> ValidateResult:
     """Ingest new files, validate every source's unprocessed raw files and commit them with their
     quality figures; journal the sale dates they touch for transform; bookmark the files."""
     ingested = {name: [f.name for f in files] for name, files in lake.ingest_new(say).items()}
