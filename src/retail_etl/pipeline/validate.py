@@ -139,6 +139,7 @@ def _touched_dates(io: StepIO, batches: list[_Batch]) -> list[dt.date]:
         engine.table(changed_name, " UNION ALL ".join(changed))
         touched = affected_dates(engine, validated_after=after, changed=ident(changed_name), key=key)
         dates.update(r[0] for r in engine.fetch_rows(f"SELECT sale_date FROM {touched}"))
+        engine.drop(changed_name)
     return sorted(dates)
 
 
