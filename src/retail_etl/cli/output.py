@@ -66,7 +66,7 @@ def print_run(console: Console, result: Any, fmt: str = "table", *, header: bool
         summary = Table("source", "files", "rows read", "valid", "quarantined", "rate", "seconds",
                         title=f"run {result.run_id}")
         for s in result.sources:
-            summary.add_row(s.source, str(len(s.files)), f"{s.rows_read:,}", f"{s.rows_valid:,}",
+            summary.add_row(escape(s.source), str(len(s.files)), f"{s.rows_read:,}", f"{s.rows_valid:,}",
                             f"{s.rows_quarantined:,}", f"{s.quarantine_rate:.2%}", f"{s.seconds:.2f}")
         console.print(summary)
     rules = Table("source", "rule", "severity", "rows failed", title="rows failing each check")
@@ -74,7 +74,7 @@ def print_run(console: Console, result: Any, fmt: str = "table", *, header: bool
         for r in s.rules:
             if r.rows_failed or not r.passed:
                 failed = f"{r.rows_failed:,}" if r.level != "dataset" else f"value {r.value:g}"
-                rules.add_row(s.source, r.id, r.severity, failed)
+                rules.add_row(escape(s.source), escape(r.id), r.severity, failed)
     if rules.row_count:
         console.print(rules)
     if result.transform is not None:
