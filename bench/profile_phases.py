@@ -27,8 +27,10 @@ from pathlib import Path
 
 # module: functions (``Class.method`` for methods)
 PHASES = {
-    "retail_etl.pipeline": ["validate_step", "transform_step", "analytics_step", "_commit_metrics",
-                            "_touched_dates", "_Step.__enter__", "_Step.__exit__", "_Step.commit"],
+    "retail_etl.pipeline.validate": ["validate_step", "_touched_dates", "_stage_metrics"],
+    "retail_etl.pipeline.transform": ["transform_step"],
+    "retail_etl.pipeline.analytics": ["analytics_step"],
+    "retail_etl.pipeline.tableio": ["StepIO.__enter__", "StepIO.__exit__", "StepIO.commit"],
     "retail_etl.lake.raw": ["RawZone.ingest"],
     "retail_etl.jobs.validate": ["validate", "check_headers", "_build_canonical", "_build_checked",
                                  "_failure_counts", "_evaluate_dataset_rules"],

@@ -212,3 +212,38 @@ def test_help_imports_no_heavy_library(command: list[str], tmp_path: Path) -> No
     assert "Usage" in proc.stdout and loaded.startswith("LOADED "), proc.stdout + proc.stderr
     allowed = [] if not command else ["pydantic"]
     assert [m for m in json.loads(loaded.removeprefix("LOADED ").replace("'", '"')) if m not in allowed] == []
+
+
+def test_run_summary_as_json_and_csv_holds_the_steps_figures(tmp_path: Path) -> None:
+    cli("init", "small", "--rows", "400", cwd=tmp_path)
+    project = tmp_path / "small"
+    summary = json.loads(cli("run", "--format", "json", cwd=project).stdout)
+    (tables,) = json.loads(cli("query", "--format", "json", """
+        SELECT (SELECT count(*) FROM retail_etl.sales_validated) AS validated,
+               (SELECT count(*) FROM retail_etl.sales_enriched) AS enriched,
+               (SELECT count(*) FROM retail_etl.daily_sales) AS days,
+               (SELECT list(failed_rules) FROM retail_etl.sales_quarantine WHERE stage <> 'transform') AS failed
+        """, cwd=project).stdout)
+    assert summary["status"] == "SUCCEEDED" and summary["skipped"] == [] and summary["resumed_from"] is None
+    steps = summary["steps"]
+    assert list(steps) == ["validate", "transform", "analytics"]
+    sales = next(s for s in steps["validate"]["sources"] if s["source"] == "sales")
+    assert sales["rows_read"] == 400 and sales["files"] == ["sales.csv"]
+    assert sales["rows_valid"] == tables["validated"] and sales["rows_valid"] + sales["rows_quarantined"] == 400
+    assert steps["transform"]["sources"]["sales"]["enriched"] == tables["enriched"]
+    assert steps["analytics"]["marts"]["daily_sales"] == tables["days"] == len(steps["analytics"]["dates"])
+    failing = {r["id"]: r["rows_failed"] for r in sales["rules"] if r["rows_failed"]}
+    assert failing
+    for rule, failed in failing.items():
+        assert failed == sum(rule in rules for rules in tables["failed"]), rule
+
+    out = cli("run", "--format", "csv", "--bookmark", "disable", cwd=project).stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    by_step = {(r["step"], r["name"]): r for r in rows}
+    assert int(by_step[("validate", "sales")]["rows_in"]) == 400
+    assert int(by_step[("validate", "sales")]["rows_out"]) == tables["validated"]
+    assert int(by_step[("transform", "sales")]["rows_out"]) == tables["enriched"]
+    assert int(by_step[("analytics", "daily_sales")]["rows_out"]) == tables["days"]
+    assert {r["run_id"] for r in rows} == {rows[0]["run_id"]} and rows[0]["run_id"] != summary["run_id"]
+    refused = cli("run", "--format", "yaml", cwd=project, check=False)
+    assert refused.returncode == 2 and "choose table, csv, json" in refused.stderr

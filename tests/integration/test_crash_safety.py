@@ -95,3 +95,55 @@ def test_kill_at_many_moments_then_rerun_gives_identical_tables(template, tmp_pa
         _finish(copy)
         assert _tables(copy) == expected, f"kill at {moment:.2f}s of {duration:.2f}s"
         shutil.rmtree(copy)
+
+
+# A run that dies right after a step's commits, before the step's journal is settled: the next run
+# redoes the step and must replace the figures the dead run committed, not add to them.
+KILL_AFTER_COMMITS = """
+import os, signal, sys
+from retail_etl.cli.main import main
+from retail_etl.lake.state import StateStore
+
+stage = sys.argv[1]
+real_mark, real_clear = StateStore.mark_processed, StateStore.clear_pending_dates
+
+def mark_processed(self, *args, **kwargs):
+    if stage == "validate":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_mark(self, *args, **kwargs)
+
+def clear_pending_dates(self, name, *args, **kwargs):
+    if stage == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_clear(self, name, *args, **kwargs)
+
+StateStore.mark_processed, StateStore.clear_pending_dates = mark_processed, clear_pending_dates
+sys.argv = ["retail-etl", "run"]
+main()
+"""
+
+
+@pytest.mark.parametrize("stage", ["validate", "transform"])
+def test_quality_figures_of_a_run_killed_after_its_commits_are_not_counted_twice(tmp_path: Path, stage: str) -> None:
+    project = tmp_path / "p"
+    create_project(project, rows=300)
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_COMMITS, stage], cwd=project, capture_output=True,
+                            text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    config = load_config(project / "retail-etl.yaml", env={})
+    committed = run_query(config, "SELECT count(*) AS n FROM retail_etl.quality_runs").to_pylist()[0]["n"]
+    assert committed == 2, "the killed run committed its figures (one row per source)"
+    _finish(project)
+    lines = sum(1 for line in (project / "data" / "sales.csv").read_bytes().split(b"\n")[1:] if line.strip())
+    runs = run_query(config, "SELECT source, count(*) AS n, sum(rows_read) AS rows_read FROM retail_etl.quality_runs "
+                             "GROUP BY source ORDER BY source").to_pylist()
+    assert [(r["source"], r["n"]) for r in runs] == [("products", 1), ("sales", 1)]
+    assert runs[1]["rows_read"] == lines
+    checks = run_query(config, "SELECT level, source, rule_id, count(*) AS n FROM retail_etl.quality_metrics "
+                               "GROUP BY ALL HAVING count(*) > 1").to_pylist()
+    assert checks == [], "every check is counted once"
+    transform = run_query(config, "SELECT rule_id, rows_checked FROM retail_etl.quality_metrics "
+                                  "WHERE level = 'transform' ORDER BY rule_id").to_pylist()
+    validated = run_query(config, "SELECT count(*) AS n FROM retail_etl.sales_validated").to_pylist()[0]["n"]
+    assert transform == [{"rule_id": "Transform.duplicate", "rows_checked": validated},
+                         {"rule_id": "Transform.unknown_product", "rows_checked": validated}]

@@ -21,7 +21,7 @@ def transform(ctx):
     time.sleep(60)
 
 steps = {"validate": lambda ctx: StepResult(100, 98, 2), "transform": transform, "analytics": lambda ctx: None}
-runner = Runner(default_workflow(), steps, WorkflowState(Path(sys.argv[1])), heartbeat_seconds=None)
+runner = Runner(default_workflow(tuple(steps)), steps, WorkflowState(Path(sys.argv[1])), heartbeat_seconds=None)
 runner.start({"date": "2023-01-15"})
 """
 
@@ -43,7 +43,7 @@ def test_killed_run_is_aborted_then_resumed(tmp_path: Path) -> None:
     steps = {"validate": lambda ctx: calls.append("validate"),
              "transform": lambda ctx: calls.append("transform") or StepResult(98, 97, 1),
              "analytics": lambda ctx: calls.append("analytics")}
-    runner = Runner(default_workflow(), steps, state, heartbeat_seconds=None)
+    runner = Runner(default_workflow(tuple(steps)), steps, state, heartbeat_seconds=None)
     resumed = runner.resume(execution_id)  # recovers the dead run first
 
     killed = state.execution(execution_id)

@@ -9,6 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from retail_etl import pipeline
+from retail_etl.pipeline import analytics as analytics_module
+from retail_etl.pipeline import transform as transform_module
 from retail_etl.cli.main import app
 from retail_etl.config.loader import load_config
 from retail_etl.errors import LakeBusyError, QualityGateError
@@ -40,7 +42,7 @@ def _state(project: Path) -> WorkflowState:
 
 def test_transient_fault_is_retried_with_backoff_and_shown(tmp_path: Path, monkeypatch) -> None:
     project = _project(tmp_path)
-    real, calls = pipeline.transform_step, []
+    real, calls = transform_module.transform_step, []
 
     def flaky(*args, **kwargs):
         calls.append(1)
@@ -48,7 +50,7 @@ def test_transient_fault_is_retried_with_backoff_and_shown(tmp_path: Path, monke
             raise LakeBusyError("catalog.db is locked by another writer")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "transform_step", flaky)
+    monkeypatch.setattr(transform_module, "transform_step", flaky)
     result = pipeline.run(load_config(project / "retail-etl.yaml", env={}))
     assert result.transform is not None and result.marts["daily_sales"] > 0
     execution = _state(project).execution(result.run_id)
@@ -91,20 +93,55 @@ def test_permanent_failure_is_not_retried_and_the_circuit_opens(tmp_path: Path) 
 def test_resume_continues_from_the_failed_step(tmp_path: Path, monkeypatch) -> None:
     project = _project(tmp_path)
     config = load_config(project / "retail-etl.yaml", env={})
-    real = pipeline.analytics_step
+    real = analytics_module.analytics_step
 
     def broken(*args, **kwargs):
         raise QualityGateError("simulated permanent failure in analytics")
 
-    monkeypatch.setattr(pipeline, "analytics_step", broken)
+    monkeypatch.setattr(analytics_module, "analytics_step", broken)
     with pytest.raises(QualityGateError):
         pipeline.run(config)
     (failed,) = _state(project).executions(limit=1)
     assert failed.status == "FAILED"
-    monkeypatch.setattr(pipeline, "analytics_step", real)
-    resumed = pipeline.run(config, resume=failed.id)
-    execution = _state(project).execution(resumed.run_id)
+    monkeypatch.setattr(analytics_module, "analytics_step", real)
+    shown = CliRunner().invoke(app, ["run", "--resume", failed.id, "--format", "json",
+                                     "--config", str(project / "retail-etl.yaml")])
+    assert shown.exit_code == 0, shown.output
+    resumed = json.loads(shown.stdout.splitlines()[-1])
+    execution = _state(project).execution(resumed["run_id"])
     assert execution.status == "SUCCEEDED"
     ran = [(s.step, s.status) for s in execution.steps]
     assert ran == [("validate", "SKIPPED"), ("transform", "SKIPPED"), ("analytics", "SUCCEEDED")]
-    assert resumed.marts["daily_sales"] > 0
+    # The summary is what the resumed execution did: the marts, not "nothing to do".
+    assert resumed["resumed_from"] == failed.id and resumed["skipped"] == ["validate", "transform"]
+    assert list(resumed["steps"]) == ["analytics"]
+    days = _state(project).execution(failed.id).steps[1].result["dates"]
+    assert resumed["steps"]["analytics"]["dates"] == days and resumed["steps"]["analytics"]["marts"]["daily_sales"] \
+        == len(days) > 0
+    assert execution.steps[0].result == _state(project).execution(failed.id).steps[0].result, \
+        "a skipped step keeps its result"
+
+
+def test_each_step_called_on_its_own_returns_the_result_the_run_history_keeps(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    config = load_config(project / "retail-etl.yaml", env={})
+    lake = pipeline.Lake(config)
+    inputs = pipeline.RunInputs()
+    with lake.lock():
+        validated = pipeline.validate_step(config, lake, "run-a", inputs)
+        transformed = pipeline.transform_step(config, lake, "run-a", inputs)
+        aggregated = pipeline.analytics_step(config, lake, "run-a", inputs)
+        again = pipeline.transform_step(config, lake, "run-b", inputs)
+    sales = next(s for s in validated.sources if s.source == "sales")
+    assert validated.ingested == {"sales": ["sales.csv"], "products": ["products.csv"]}
+    assert sales.rows_read == 300 and sales.rows_valid + sales.rows_quarantined == 300
+    assert transformed.dates == validated.dates == aggregated.dates and again == pipeline.TransformResult()
+    assert transformed.lines_in == sales.rows_valid == transformed.enriched + transformed.rows_quarantined
+    assert aggregated.marts["daily_sales"] == len(validated.dates)
+    for result in (validated, transformed, aggregated):
+        assert type(result).from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+    rerun = pipeline.run(config, bookmarks="disable")
+    assert pipeline.run_result(_state(project).execution(rerun.run_id), rerun.seconds) == rerun
+    figures = [(s.source, s.files, s.rows_read, s.rows_valid, s.rules) for s in rerun.sources]
+    assert figures == [(s.source, s.files, s.rows_read, s.rows_valid, s.rules) for s in validated.sources]

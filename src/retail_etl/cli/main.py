@@ -20,7 +20,7 @@ from retail_etl.cli import bookmarks as bookmarks_cli
 from retail_etl.cli import catalog as catalog_cli
 from retail_etl.cli import circuit as circuit_cli
 from retail_etl.cli import runs as runs_cli
-from retail_etl.cli.output import print_run, print_table
+from retail_etl.cli.output import RUN_FORMATS, print_run, print_table
 from retail_etl.errors import QualityGateError, RetailEtlError
 from retail_etl.workflow.circuit import CircuitOpenError
 
@@ -157,6 +157,10 @@ BookmarkOption = Annotated[
                       "new files, remember nothing; disable: re-derive every raw file.")
 ]
 LogFormatOption = Annotated[str, typer.Option("--log-format", help="Execution events on stderr as text or json.")]
+SummaryFormatOption = Annotated[
+    str, typer.Option("--format", "-f", help="The run summary as table, csv (one row per source, step and mart) "
+                      "or json (the typed results of the steps).")
+]
 EngineOption = Annotated[
     Optional[str],  # noqa: UP007 - typer needs Optional
     typer.Option("--engine", help="Run on duckdb or spark (default: engine.name in the configuration)."),
@@ -170,14 +174,16 @@ def run(
     bookmark: BookmarkOption = "enable",
     wait: Annotated[bool, typer.Option("--wait", help="Wait for another run holding the lake instead of failing.")] = False,
     log_format: LogFormatOption = "text",
+    format: SummaryFormatOption = "table",
     engine: EngineOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Ingest new files matching the sources' globs, then validate, transform and aggregate them."""
+    fmt = _choice(format, "--format", RUN_FORMATS)
     cfg = _with_engine(_config(config), engine)
     options = {"ingest_date": _day(date, "--date"), "bookmarks": _choice(bookmark, "--bookmark", BOOKMARK_MODES),
                "resume": resume, "wait": wait, "log_format": _choice(log_format, "--log-format", LOG_FORMATS)}
-    print_run(console, _run_with_progress(cfg, **options))
+    print_run(console, _run_with_progress(cfg, **options), fmt)
 
 
 def _run_with_progress(cfg, **options):
@@ -197,12 +203,17 @@ def backfill(
     end: Annotated[str, typer.Option("--end", help="Last ingest date, inclusive.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be re-derived; change nothing.")] = False,
     log_format: LogFormatOption = "text",
+    format: SummaryFormatOption = "table",
     engine: EngineOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Re-derive every raw file ingested in a date range: one execution per ingest date, in order."""
-    from retail_etl.pipeline import Lake
+    """Re-derive every raw file ingested in a date range: one execution per ingest date, in order.
 
+    With ``--format csv`` or ``json`` only the summaries are printed (csv: one header, json: one
+    object per line, one line per execution)."""
+    from retail_etl.lake.lake import Lake
+
+    fmt = _choice(format, "--format", RUN_FORMATS)
     cfg = _with_engine(_config(config), engine)
     first, last = _day(start, "--start"), _day(end, "--end")
     if first > last:
@@ -214,15 +225,18 @@ def backfill(
             if first.isoformat() <= f.ingest_date <= last.isoformat():
                 days.setdefault(f.ingest_date, []).append(f"{name}/{f.name}")
     if not days:
-        console.print(f"no raw files were ingested between {first} and {last}")
+        if fmt == "table":
+            console.print(f"no raw files were ingested between {first} and {last}")
         return
-    for day in sorted(days):
-        console.print(f"{day}: {', '.join(sorted(set(days[day])))}")
+    for i, day in enumerate(sorted(days)):
+        if fmt == "table" or dry_run:
+            console.print(f"{day}: {', '.join(sorted(set(days[day])))}", markup=False, highlight=False)
         if not dry_run:
-            print_run(console, _run_with_progress(
+            result = _run_with_progress(
                 cfg, ingest_date=dt.date.fromisoformat(day), bookmarks="disable", resume=None, wait=False,
                 log_format=_choice(log_format, "--log-format", LOG_FORMATS),
-            ))
+            )
+            print_run(console, result, fmt, header=fmt != "csv" or i == 0)
 
 
 BOOKMARK_MODES = ("enable", "pause", "disable")

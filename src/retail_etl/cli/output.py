@@ -160,10 +160,10 @@ def write_json(console: Console, document: Any) -> None:
     console.file.write(escape_json_controls(json.dumps(document, ensure_ascii=False)) + "\n")
 
 
-def write_csv(console: Console, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """CSV with NULL as an empty field and the empty string as ``""``."""
+def write_csv(console: Console, header: Sequence[str] | None, rows: Iterable[Sequence[Any]]) -> None:
+    """CSV with NULL as an empty field and the empty string as ``""`` (no header line for ``None``)."""
     escape = console.is_terminal
-    lines = [",".join(_csv_field(h, escape) for h in header)]
+    lines = [",".join(_csv_field(h, escape) for h in header)] if header is not None else []
     lines += [",".join(_csv_field(None if v is None else plain(v), escape) for v in row) for row in rows]
     console.file.write("\n".join(lines) + "\n")
 
@@ -203,35 +203,75 @@ def print_table(console: Console, data: pa.Table, fmt: str) -> None:
     out.print(Text(f"{len(rows)} row(s)"))
 
 
-def print_run(console: Console, result: Any) -> None:
-    """Summary of a pipeline run: per source rows, and quarantined rows by rule."""
-    if not result.sources and result.transform is None:
-        console.print(f"run {result.run_id}: no new input files; nothing to do ({result.seconds:.1f}s)")
+RUN_FORMATS = ("table", "csv", "json")
+_RUN_COLUMNS = ("run_id", "step", "name", "files", "rows_in", "rows_out", "rows_quarantined", "seconds")
+
+
+def print_run(console: Console, result: Any, fmt: str = "table", *, header: bool = True) -> None:
+    """Summary of a pipeline run (a :class:`retail_etl.pipeline.RunResult`): per source rows, and
+    quarantined rows by rule. ``csv``: one row per source of each step and per mart (the header
+    line unless ``header`` is false); ``json``: one line, the typed results of the steps the
+    execution ran."""
+    if fmt == "json":
+        write_json(console, json_value(result.to_dict()))
         return
-    summary = Table("source", "files", "rows read", "valid", "quarantined", "rate", "seconds",
-                    title=f"run {result.run_id}")
-    for s in result.sources:
-        summary.add_row(s.source, str(len(s.files)), f"{s.rows_read:,}", f"{s.rows_valid:,}",
-                        f"{s.rows_quarantined:,}", f"{s.quarantine_rate:.2%}", f"{s.seconds:.2f}")
-    console.print(summary)
-    rules = Table("source", "rule", "severity", "rows failed", title="rows failing each check")
+    if fmt == "csv":
+        write_csv(console, _RUN_COLUMNS if header else None, _run_rows(result))
+        return
+    out = wide(console)
+    if result.resumed_from:
+        done = f"; {', '.join(result.skipped)} done by it" if result.skipped else ""
+        out.print(Text(f"run {result.run_id} resumed {result.resumed_from}{done}"))
+    if not result.sources and result.transform is None and result.analytics is None:
+        out.print(Text(f"run {result.run_id}: no new input files; nothing to do ({result.seconds:.1f}s)"))
+        return
+    if result.sources:
+        columns = ("source", "files", "rows read", "valid", "quarantined", "rate", "seconds")
+        summary = new_table(*columns, title=f"run {result.run_id}", right=columns[1:])
+        for s in result.sources:
+            summary.add_row(cell(s.source), *(cell(v) for v in (
+                str(len(s.files)), f"{s.rows_read:,}", f"{s.rows_valid:,}", f"{s.rows_quarantined:,}",
+                f"{s.quarantine_rate:.2%}", f"{s.seconds:.2f}")))
+        out.print(summary)
+    rules = new_table("source", "rule", "severity", "rows failed", title="rows failing each check", right=["rows failed"])
     for s in result.sources:
         for r in s.rules:
             if r.rows_failed or not r.passed:
                 failed = f"{r.rows_failed:,}" if r.level != "dataset" else f"value {r.value:g}"
-                rules.add_row(s.source, r.id, r.severity, failed)
+                rules.add_row(cell(s.source), cell(r.id), cell(r.severity), cell(failed))
     if rules.row_count:
-        console.print(rules)
+        out.print(rules)
     if result.transform is not None:
         t = result.transform
-        dates = result.dates
-        span = f"{dates[0]} .. {dates[-1]}" if len(dates) > 1 else str(dates[0])
-        console.print(
-            f"transform: {t.lines_in:,} validated lines on {len(dates)} sale date(s) ({span}) -> "
+        out.print(Text(
+            f"transform: {t.lines_in:,} validated lines on {len(t.dates)} sale date(s) ({_span(t.dates)}) -> "
             f"{t.enriched:,} enriched, {t.duplicates:,} duplicates and {t.unknown_products:,} unknown products "
-            "quarantined; analytics refreshed for those dates"
-        )
+            "quarantined"))
+    if result.analytics is not None:
+        a = result.analytics
+        out.print(Text(f"analytics: {len(a.marts)} marts refreshed for {len(a.dates)} sale date(s) "
+                       f"({_span(a.dates)}), {sum(a.marts.values()):,} rows"))
     for s in result.sources:
         for w in s.warnings:
-            console.print(f"[yellow]warning[/yellow] {s.source}: {w}", highlight=False)
-    console.print(f"done in {result.seconds:.1f}s")
+            out.print(Text.assemble(("warning", "yellow"), " ", cell(f"{s.source}: {w}")))
+    out.print(Text(f"done in {result.seconds:.1f}s"))
+
+
+def _span(dates: list) -> str:
+    return f"{dates[0]} .. {dates[-1]}" if len(dates) > 1 else str(dates[0])
+
+
+def _run_rows(result: Any) -> list[tuple]:
+    """The csv summary's rows; a figure a step does not have is NULL (an empty field)."""
+    rows: list[tuple] = [
+        (result.run_id, "validate", s.source, len(s.files), s.rows_read, s.rows_valid, s.rows_quarantined,
+         round(s.seconds, 3))
+        for s in result.sources
+    ]
+    if result.transform is not None:
+        rows += [(result.run_id, "transform", name, None, f.lines_in, f.enriched, f.duplicates + f.unknown_products,
+                  None) for name, f in result.transform.sources.items()]
+    if result.analytics is not None:
+        rows += [(result.run_id, "analytics", mart, None, None, n, None, None)
+                 for mart, n in result.analytics.marts.items()]
+    return rows

@@ -6,6 +6,7 @@ Unknown keys are errors: a typo must not silently fall back to a default.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -184,6 +185,34 @@ class EngineConfig(_Strict):
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
+# The error names of AWS Step Functions that the local runner raises (see retail_etl.workflow.definition).
+STATES_ALL = "States.ALL"
+STATES_TIMEOUT = "States.Timeout"
+STATES_TASK_FAILED = "States.TaskFailed"
+STATES_NAMES = (STATES_ALL, STATES_TIMEOUT, STATES_TASK_FAILED)
+
+
+def check_error_equals(value: Iterable[str] | str, what: str) -> tuple[str, ...]:
+    """An ``error_equals`` list as Step Functions accepts it (raises ``ValueError`` otherwise)."""
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if not names:
+        raise ValueError(f"{what}: error_equals needs at least one error name")
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{what}: error names must be non-empty strings, got {name!r}")
+        if name.startswith("States.") and name not in STATES_NAMES:
+            raise ValueError(f"{what}: unknown error name {name!r}; the runner raises {', '.join(STATES_NAMES)}")
+    if STATES_ALL in names and len(names) > 1:
+        raise ValueError(f"{what}: {STATES_ALL} must be the only name in its error_equals")
+    return names
+
+
+def check_all_last(error_lists: Sequence[Sequence[str]], what: str) -> None:
+    """A retrier or catcher matching ``States.ALL`` must be the last of its list."""
+    for names in error_lists[:-1]:
+        if STATES_ALL in names:
+            raise ValueError(f"{what}: the {STATES_ALL} entry must be the last one")
+
 
 class RetrierConfig(_Strict):
     """A retrier, with AWS Step Functions semantics and defaults."""
@@ -197,19 +226,15 @@ class RetrierConfig(_Strict):
     max_delay_seconds: float | None = Field(None, gt=0, description="Cap on any wait.")
     jitter_strategy: Literal["FULL", "NONE"] = Field("NONE", description="FULL: wait a random time up to the delay.")
 
-    @model_validator(mode="after")
-    def _valid(self) -> RetrierConfig:
-        from retail_etl.workflow.definition import retriers_from_config
-
-        retriers_from_config([self])
-        return self
+    @field_validator("error_equals")
+    @classmethod
+    def _valid_names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return check_error_equals(v, "retrier")
 
 
 def _check_retry(v: tuple[RetrierConfig, ...] | None) -> tuple[RetrierConfig, ...] | None:
     if v is not None:
-        from retail_etl.workflow.definition import retriers_from_config
-
-        retriers_from_config(v)
+        check_all_last([r.error_equals for r in v], "retry")
     return v
 
 

@@ -3,7 +3,8 @@
 Jobs write their SQL once, in the DuckDB dialect; an engine runs it as it is (DuckDB) or
 transpiled (Spark, see :mod:`retail_etl.engines.sql`). Relation names are plain
 identifiers, except catalog tables, whose SQL names :meth:`Engine.register_catalog_tables`
-returns.
+returns. Jobs hand relations to each other as arguments; a relation a job creates gets a name
+from :meth:`Engine.temp_name`, unique in the session, so no job relies on another's names.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ EMPTY_REJECTS = (
 
 class Engine(ABC):
     """A session of one engine; ``close()`` releases what it holds (not a shared cluster)."""
+
+    def temp_name(self, prefix: str) -> str:
+        """A relation name not used before in this session: ``_<prefix>_<n>``."""
+        count = getattr(self, "_temp_names", 0) + 1
+        self._temp_names = count
+        return f"_{prefix}_{count}"
 
     @abstractmethod
     def table(self, name: str, sql: str) -> None:

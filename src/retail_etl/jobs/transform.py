@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from retail_etl.engines.base import Engine
+from retail_etl.quoting import ident, idents, lit
 
 UNKNOWN = "UNKNOWN"
 DUPLICATE_RULE = "Transform.duplicate"
@@ -23,76 +24,70 @@ UNKNOWN_PRODUCT_RULE = "Transform.unknown_product"
 
 
 @dataclass(frozen=True)
-class TransformResult:
+class TransformFigures:
+    """One source's transform: validated lines of the dates in, enriched lines out, and the
+    lines quarantined as duplicates or for an unknown product."""
+
     lines_in: int
     enriched: int
     duplicates: int
     unknown_products: int
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def affected_dates(
-    engine: Engine,
-    *,
-    validated_after: str,
-    changed: str,
-    key: Sequence[str] | None,
-    extra_dates: str | None = None,
-) -> None:
-    """Create ``_dates(sale_date)``: dates of the changed lines, plus dates of lines sharing their keys.
+def affected_dates(engine: Engine, *, validated_after: str, changed: str, key: Sequence[str] | None) -> str:
+    """A new relation ``(sale_date)``: dates of the changed lines, plus dates of lines sharing their
+    keys; returns its SQL name.
 
     ``changed`` holds the lines the batch adds or removes (new and old versions of its files).
     """
     parts = [f"SELECT DISTINCT sale_date FROM {changed}"]
     if key:
-        cols = ", ".join(_ident(k) for k in key)
-        not_null = " AND ".join(f"{_ident(k)} IS NOT NULL" for k in key)
+        cols = idents(key)
+        not_null = " AND ".join(f"{ident(k)} IS NOT NULL" for k in key)
         parts.append(
             f"SELECT DISTINCT v.sale_date FROM {validated_after} v "
             f"SEMI JOIN (SELECT DISTINCT {cols} FROM {changed} WHERE {not_null}) k USING ({cols})"
         )
-    if extra_dates:
-        parts.append(f"SELECT sale_date FROM {extra_dates}")
+    name = engine.temp_name("dates")
     engine.table(
-        "_dates", "SELECT DISTINCT sale_date FROM (" + " UNION ".join(parts) + ") AS d WHERE sale_date IS NOT NULL"
+        name, "SELECT DISTINCT sale_date FROM (" + " UNION ".join(parts) + ") AS d WHERE sale_date IS NOT NULL"
     )
+    return ident(name)
 
 
 def transform(
     engine: Engine,
     *,
     validated_after: str,
+    dates: str,
     products: str,
     key: Sequence[str] | None,
     returns: bool,
     unknown_products: str,
     run_id: str,
-    enriched: str = "_enriched",
-    quarantine: str = "_transform_quarantine",
     every_date: bool = False,
-) -> None:
-    """Create relations ``enriched`` and ``quarantine`` for the dates in ``_dates``.
+) -> tuple[str, str]:
+    """New relations (enriched, quarantine) for the sale dates in relation ``dates``; returns
+    their SQL names.
 
-    ``every_date``: ``_dates`` holds every sale date of ``validated_after`` (a first run, a
+    ``every_date``: ``dates`` holds every sale date of ``validated_after`` (a first run, a
     rebuild), so every line is a candidate.
 
     ``validated_after`` holds the validated lines of ONE source as they are after this batch.
-    Both results are views over relations named after ``enriched``, so calls for several
-    sources (with distinct names) do not overwrite each other's. They are computed once, by
-    the writes that read them; :func:`counts` then reads the figures from the written files.
+    Both results are views, computed once by the writes that read them; :func:`counts` then
+    reads the figures from the written files.
     """
-    run = "'" + run_id.replace("'", "''") + "'"
-    name = {part: f"{enriched}_{part}" for part in ("candidates", "repeated", "ranked", "deduped", "joined")}
-    candidates, repeated, ranked, deduped, joined = (_ident(n) for n in name.values())
+    run = lit(run_id)
+    name = {part: engine.temp_name(part) for part in (
+        "candidates", "repeated", "ranked", "deduped", "joined", "enriched", "transform_quarantine")}
+    candidates, repeated, ranked, deduped, joined = (
+        ident(name[n]) for n in ("candidates", "repeated", "ranked", "deduped", "joined"))
     engine.view(name["candidates"],
-                f"SELECT * FROM {validated_after} WHERE sale_date IN (SELECT sale_date FROM _dates)")
+                f"SELECT * FROM {validated_after} WHERE sale_date IN (SELECT sale_date FROM {dates})")
     if key:
-        cols = ", ".join(_ident(k) for k in key)
-        not_null = " AND ".join(f"{_ident(k)} IS NOT NULL" for k in key)
-        partition = ", ".join("v." + _ident(k) for k in key)
+        cols = idents(key)
+        not_null = " AND ".join(f"{ident(k)} IS NOT NULL" for k in key)
+        partition = ", ".join("v." + ident(k) for k in key)
         # Only the few keys that repeat (any date) need ranking; every other line is first of its key.
         # When every line is a candidate, the lines sharing a key with one are all lines.
         sharing = (f"{validated_after} WHERE {not_null}" if every_date else
@@ -119,7 +114,8 @@ def transform(
 
     is_return = "(quantity < 0)" if returns else "false"
     keep_unknown = unknown_products == "keep"
-    attr = (lambda col: f"coalesce(p.{col}, '{UNKNOWN}')") if keep_unknown else (lambda col: f"p.{col}")
+    unknown = lit(UNKNOWN)
+    attr = (lambda col: f"coalesce(p.{col}, {unknown})") if keep_unknown else (lambda col: f"p.{col}")
     engine.view(
         name["joined"],
         f"""
@@ -130,11 +126,11 @@ def transform(
         FROM {deduped} d LEFT JOIN {products} p ON d.product_id = p.product_id
         """,
     )
-    key_label = "+".join(key or ())
-    kept = f"_rank = 1 AND (_known OR {str(keep_unknown).lower()})"
+    duplicate_message = lit("+".join(key or ()) + " duplicates the line first seen at ")
+    kept = f"_rank = 1 AND (_known OR {lit(keep_unknown)})"
     # Views: each is computed once, by the Parquet write that reads it.
     engine.view(
-        enriched,
+        name["enriched"],
         f"""
         SELECT transaction_id, line_number, sold_at, sale_date, store_id, product_id, customer_id,
                quantity, unit_price, discount_amount, net_amount, currency, channel, payment_method,
@@ -151,37 +147,42 @@ def transform(
         """,
     )
     engine.view(
-        quarantine,
+        name["transform_quarantine"],
         f"""
         SELECT {run} AS run_id, CAST(now() AS TIMESTAMP) AS quarantined_at,
                source, source_file, source_line, 'transform' AS stage,
-               CASE WHEN _rank > 1 THEN ['{DUPLICATE_RULE}'] ELSE ['{UNKNOWN_PRODUCT_RULE}'] END AS failed_rules,
+               CASE WHEN _rank > 1 THEN [{lit(DUPLICATE_RULE)}] ELSE [{lit(UNKNOWN_PRODUCT_RULE)}] END AS failed_rules,
                CASE WHEN _rank > 1
-                    THEN ['{key_label} duplicates the line first seen at ' || _first]
+                    THEN [{duplicate_message} || _first]
                     ELSE ['product_id ''' || product_id || ''' is not in the products reference'] END AS messages,
                CAST(NULL AS VARCHAR) AS record, CAST(NULL AS VARCHAR) AS raw_line, sale_date
         FROM {joined} WHERE NOT ({kept})
         """,
     )
+    return ident(name["enriched"]), ident(name["transform_quarantine"])
 
 
-def counts(engine: Engine, enriched_files: Sequence[str], quarantine_files: Sequence[str]) -> dict[str, TransformResult]:
+def counts(
+    engine: Engine, enriched_files: Sequence[str], quarantine_files: Sequence[str]
+) -> dict[str, TransformFigures]:
     """Per source, the figures of a transform, read from the files its results were written to
     (a count over the views would compute the dedup and the join once more)."""
     figures: dict[str, list[int]] = {}
     if enriched_files:
-        engine.read_parquet_view("_enriched_written", enriched_files)
-        for source, n in engine.fetch_rows('SELECT source, count(*) FROM "_enriched_written" GROUP BY source'):
+        written = engine.temp_name("enriched_written")
+        engine.read_parquet_view(written, enriched_files)
+        for source, n in engine.fetch_rows(f"SELECT source, count(*) FROM {ident(written)} GROUP BY source"):
             figures.setdefault(source, [0, 0, 0])[0] = n
     if quarantine_files:
-        engine.read_parquet_view("_quarantine_written", quarantine_files)
+        written = engine.temp_name("quarantine_written")
+        engine.read_parquet_view(written, quarantine_files)
         for source, dups, unknown in engine.fetch_rows(
-            f"SELECT source, count(*) FILTER (WHERE list_contains(failed_rules, '{DUPLICATE_RULE}')), "
-            f"count(*) FILTER (WHERE list_contains(failed_rules, '{UNKNOWN_PRODUCT_RULE}')) "
-            'FROM "_quarantine_written" GROUP BY source'
+            f"SELECT source, count(*) FILTER (WHERE list_contains(failed_rules, {lit(DUPLICATE_RULE)})), "
+            f"count(*) FILTER (WHERE list_contains(failed_rules, {lit(UNKNOWN_PRODUCT_RULE)})) "
+            f"FROM {ident(written)} GROUP BY source"
         ):
             figures.setdefault(source, [0, 0, 0])[1:] = [dups, unknown]
     return {
-        source: TransformResult(enriched + dups + unknown, enriched, dups, unknown)
+        source: TransformFigures(enriched + dups + unknown, enriched, dups, unknown)
         for source, (enriched, dups, unknown) in figures.items()
     }

@@ -6,7 +6,8 @@ if any quarantine-severity check fails: a typed value that does not parse, a mis
 partition key, or a row-level rule. Lines the CSV reader cannot split into fields are
 quarantined with their reason. Conservation: rows read = valid + quarantined, always.
 
-The job builds relations in the given engine; writing and committing is the caller's.
+The job builds relations in the given engine, under names unique in its session, and returns the
+queries that read them; writing and committing is the caller's.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from retail_etl.engines.base import EMPTY_REJECTS, Engine
 from retail_etl.errors import QualityGateError, SourceError
 from retail_etl.quality import compile as rules_sql
 from retail_etl.quality.ruleset import SourceRule
+from retail_etl.quoting import ident, idents, lit
 from retail_etl.sources.csv_reader import read_header
 from retail_etl.sources.mapping import SourcePlan, parse_failures
 
 READ_RULE_ID = "Read.malformed"
-REJECTS = "_rejects"
 
 
 @dataclass(frozen=True)
@@ -102,25 +103,26 @@ def validate(
     select the valid and quarantined rows from relations left in ``engine``."""
     started = time.perf_counter()
     result = ValidationResult(source=plan.name, files=[f.name for f in files])
-    engine.table(REJECTS, EMPTY_REJECTS)
+    rejects = engine.temp_name("rejects")
+    engine.table(rejects, EMPTY_REJECTS)
     raw_tables = []
-    for i, file in enumerate(files):
-        name = f"_raw_{i}"
-        read = engine.load_csv(file.path, source.csv, table=name, rejects_table=REJECTS, source_file=file.name)
+    for file in files:
+        name = engine.temp_name("raw")
+        read = engine.load_csv(file.path, source.csv, table=name, rejects_table=rejects, source_file=file.name)
         result.blank_lines += read.blank_lines
         result.rows_unparseable += read.rejected
         if read.columns:
             raw_tables.append(name)
 
-    record = _build_canonical(engine, plan, raw_tables)
+    canonical, record = _build_canonical(engine, plan, raw_tables)
     checks = _row_checks(plan, source, rules, tables, partition_by)
-    _build_checked(engine, checks)
-    _build_flagged(engine, plan, checks, record)
+    checked = _build_checked(engine, checks, canonical)
+    flagged = _build_flagged(engine, plan, checks, record, checked)
     for name in raw_tables:
         engine.drop(name)
     failures = "".join(f", count({c.message_column})" for c in checks)
     parsed_rows, result.rows_valid, *counts = engine.fetch_row(
-        f"SELECT count(*), count(*) FILTER (WHERE array_length(_failed_rules) = 0){failures} FROM _flagged")
+        f"SELECT count(*), count(*) FILTER (WHERE array_length(_failed_rules) = 0){failures} FROM {flagged}")
     for check, failed in zip(checks, counts, strict=True):
         result.rules.append(
             RuleResult(check.id, check.text, check.severity, check.level, rows_failed=failed, passed=failed == 0)
@@ -132,24 +134,24 @@ def validate(
                    passed=result.rows_unparseable == 0)
     )
 
-    _evaluate_dataset_rules(engine, rules, tables, result)
+    _evaluate_dataset_rules(engine, rules, tables, result, flagged)
 
-    canonical = ", ".join(f'"{c.name}"' for c in plan.entity.columns)
-    run = exp.Literal.string(run_id).sql("duckdb")
+    columns = idents(c.name for c in plan.entity.columns)
+    run, name = lit(run_id), lit(plan.name)
     result.valid_query = (
-        f"SELECT {canonical}, {exp.Literal.string(plan.name).sql('duckdb')} AS source, source_file, source_line, "
-        f"{run} AS run_id FROM _flagged WHERE array_length(_failed_rules) = 0"
+        f"SELECT {columns}, {name} AS source, source_file, source_line, "
+        f"{run} AS run_id FROM {flagged} WHERE array_length(_failed_rules) = 0"
     )
     has_date = "sale_date" in plan.entity.names
     date, null_date = (", sale_date", ", CAST(NULL AS DATE)") if has_date else ("", "")
     result.quarantine_query = (
         f"SELECT {run} AS run_id, CAST(now() AS TIMESTAMP) AS quarantined_at, "
-        f"{exp.Literal.string(plan.name).sql('duckdb')} AS source, source_file, source_line, "
+        f"{name} AS source, source_file, source_line, "
         "'validate' AS stage, _failed_rules AS failed_rules, _messages AS messages, _record AS record, "
-        f"CAST(NULL AS VARCHAR) AS raw_line{date} FROM _flagged WHERE array_length(_failed_rules) > 0 "
-        f"UNION ALL SELECT {run}, CAST(now() AS TIMESTAMP), {exp.Literal.string(plan.name).sql('duckdb')}, "
-        f"_source_file, _source_line, 'read', ['{READ_RULE_ID}'], [reason], CAST(NULL AS VARCHAR), raw_line"
-        f"{null_date} FROM {REJECTS}"
+        f"CAST(NULL AS VARCHAR) AS raw_line{date} FROM {flagged} WHERE array_length(_failed_rules) > 0 "
+        f"UNION ALL SELECT {run}, CAST(now() AS TIMESTAMP), {name}, "
+        f"_source_file, _source_line, 'read', [{lit(READ_RULE_ID)}], [reason], CAST(NULL AS VARCHAR), raw_line"
+        f"{null_date} FROM {ident(rejects)}"
     )
     result.rows_read = parsed_rows + result.rows_unparseable
     result.rows_quarantined = result.rows_read - result.rows_valid
@@ -173,11 +175,11 @@ class _Check:
         return f"_fail_{self.index}"
 
 
-def _build_canonical(engine: Engine, plan: SourcePlan, raw_tables: Sequence[str]) -> str:
-    """View ``_canonical``: lineage, the raw fields, canonical columns, parse-check messages.
+def _build_canonical(engine: Engine, plan: SourcePlan, raw_tables: Sequence[str]) -> tuple[str, str]:
+    """A view of lineage, the raw fields, canonical columns and parse-check messages.
 
-    Returns the expression of the original record as JSON over the raw fields: only the
-    quarantined rows need it, so :func:`_build_flagged` builds it for those alone.
+    Returns the view's SQL name and the expression of the original record as JSON over the raw
+    fields: only the quarantined rows need it, so :func:`_build_flagged` builds it for those alone.
     """
     per_table = {t: _raw_columns(engine, t) for t in raw_tables}
     first_spelling: dict[str, str] = {}  # names are case-insensitive; keep the first file's spelling
@@ -186,20 +188,22 @@ def _build_canonical(engine: Engine, plan: SourcePlan, raw_tables: Sequence[str]
             first_spelling.setdefault(c.casefold(), c)
     raw_cols = list(first_spelling.values())
     missing = [c for c in plan.raw_columns if c.casefold() not in first_spelling]
-    null = 'CAST(NULL AS VARCHAR) AS "{}"'.format
+    def null(column: str) -> str:
+        return f"CAST(NULL AS VARCHAR) AS {ident(column)}"
+
     # Files of a batch may order (or lack) columns differently: line them up by name.
     selects = []
     for table, cols in per_table.items():
         have = {c.casefold() for c in cols}
-        picks = "".join(f', "{c}"' if c.casefold() in have else f", {null(c)}" for c in [*raw_cols, *missing])
-        selects.append(f"SELECT _source_file, _source_line{picks} FROM {table}")
+        picks = "".join(f", {ident(c)}" if c.casefold() in have else f", {null(c)}" for c in [*raw_cols, *missing])
+        selects.append(f"SELECT _source_file, _source_line{picks} FROM {ident(table)}")
     union = " UNION ALL ".join(selects) or (
         "SELECT CAST(NULL AS VARCHAR) AS _source_file, CAST(NULL AS BIGINT) AS _source_line"
         + "".join(f", {null(c)}" for c in missing) + " WHERE false"
     )
     # Raw fields under names that cannot clash with canonical ones (both may say "sold_at").
-    fields = [f'"{c}" AS _field_{i}' for i, c in enumerate(raw_cols)]
-    record_args = ", ".join(f"{exp.Literal.string(c).sql('duckdb')}, _field_{i}" for i, c in enumerate(raw_cols))
+    fields = [f"{ident(c)} AS _field_{i}" for i, c in enumerate(raw_cols)]
+    record_args = ", ".join(f"{lit(c)}, _field_{i}" for i, c in enumerate(raw_cols))
     record = f"CAST(json_object({record_args}) AS VARCHAR)" if raw_cols else "CAST('{}' AS VARCHAR)"
     parse = [
         exp.Case(ifs=[exp.If(this=passes, true=exp.null())], default=message).as_(f"_parse_{i}")
@@ -210,8 +214,9 @@ def _build_canonical(engine: Engine, plan: SourcePlan, raw_tables: Sequence[str]
         + [sql(e) for e in plan.projection()]
         + [sql(e) for e in parse]
     )
-    engine.view("_canonical", f"SELECT {select} FROM ({union}) AS _raw")
-    return record
+    canonical = engine.temp_name("canonical")
+    engine.view(canonical, f"SELECT {select} FROM ({union}) AS _raw")
+    return ident(canonical), record
 
 
 def _raw_columns(engine: Engine, table: str) -> list[str]:
@@ -258,31 +263,36 @@ def _row_checks(
     return checks
 
 
-def _build_checked(engine: Engine, checks: Sequence[_Check]) -> None:
+def _build_checked(engine: Engine, checks: Sequence[_Check], canonical: str) -> str:
+    """A view of ``canonical`` with each check's message column (NULL where the row passes)."""
     cols = [
         exp.Case(ifs=[exp.If(this=c.passes, true=exp.null())], default=c.message).as_(c.message_column)
         for c in checks
     ]
     extra = "".join(f", {sql(c)}" for c in cols)
-    engine.view("_checked", f"SELECT *{extra} FROM _canonical")
+    checked = engine.temp_name("checked")
+    engine.view(checked, f"SELECT *{extra} FROM {canonical}")
+    return ident(checked)
 
 
-def _build_flagged(engine: Engine, plan: SourcePlan, checks: Sequence[_Check], record: str) -> None:
-    """``_flagged``, the one materialised relation: canonical rows, check messages, the quarantine
-    checks each row failed, and the original record of the rows that failed any."""
+def _build_flagged(engine: Engine, plan: SourcePlan, checks: Sequence[_Check], record: str, checked: str) -> str:
+    """The one materialised relation: canonical rows, check messages, the quarantine checks each
+    row failed, and the original record of the rows that failed any; returns its SQL name."""
     quarantine_ids = [c for c in checks if c.severity == "quarantine"]
     q_ids = _failed_list(quarantine_ids, lambda c: exp.Literal.string(c.id))
     q_msgs = _failed_list(quarantine_ids, lambda c: exp.column(c.message_column))
     kept = ", ".join(
-        ["source_file", "source_line", *(f'"{c.name}"' for c in plan.entity.columns)]
+        ["source_file", "source_line", *(ident(c.name) for c in plan.entity.columns)]
         + [c.message_column for c in checks]
     )
+    flagged = engine.temp_name("flagged")
     engine.table(
-        "_flagged",
+        flagged,
         f"SELECT {kept}, _failed_rules, _messages, "
         f"CASE WHEN array_length(_failed_rules) > 0 THEN {record} END AS _record "
-        f"FROM (SELECT *, {sql(q_ids)} AS _failed_rules, {sql(q_msgs)} AS _messages FROM _checked) AS _c",
+        f"FROM (SELECT *, {sql(q_ids)} AS _failed_rules, {sql(q_msgs)} AS _messages FROM {checked}) AS _c",
     )
+    return ident(flagged)
 
 
 def _failed_list(checks: Sequence[_Check], value) -> exp.Expression:
@@ -298,12 +308,12 @@ def _failed_list(checks: Sequence[_Check], value) -> exp.Expression:
 
 
 def _evaluate_dataset_rules(
-    engine: Engine, rules: Sequence[SourceRule], tables: Mapping[str, str], result: ValidationResult
+    engine: Engine, rules: Sequence[SourceRule], tables: Mapping[str, str], result: ValidationResult, flagged: str
 ) -> None:
     for rule in rules:
         if rule.row_level:
             continue
-        query = rules_sql.dataset_metric(rule.rule, relation="_flagged", tables=tables)
+        query = rules_sql.dataset_metric(rule.rule, relation=flagged, tables=tables)
         value = engine.fetch_row(sql(query))[0]
         value = float(value) if value is not None else 0.0
         passed = rules_sql.dataset_passes(rule.rule, value)

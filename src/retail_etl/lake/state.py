@@ -6,6 +6,10 @@ a file unbookmarked; the next run re-derives it and replaces the rows it produce
 never duplicated and never marked done before it is committed. A step journals the dates the
 next step must re-derive *before* its own commits, and the next step clears them only after its
 commits, so no date is forgotten whatever moment a run is killed at.
+
+Appended figures (the quality metrics) cannot be replaced by file or date: a step records its run
+in ``commits_in_flight`` before its commits and removes it once its work is settled, so a run that
+redoes the step replaces the figures of every run still recorded there.
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ CREATE TABLE IF NOT EXISTS pending_dates (
     run_id TEXT NOT NULL,
     PRIMARY KEY (stage, sale_date)
 );
+CREATE TABLE IF NOT EXISTS commits_in_flight (
+    stage TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    PRIMARY KEY (stage, run_id)
+);
 """
 
 
@@ -61,13 +70,19 @@ class StateStore:
         with self._db() as con:
             return {r[0] for r in con.execute("SELECT raw_path FROM bookmarks WHERE source = ?", (source,))}
 
-    def mark_processed(self, files: Iterable[RawFile], run_id: str) -> None:
+    def mark_processed(
+        self, files: Iterable[RawFile], run_id: str, *, settles: tuple[str, Iterable[str]] | None = None
+    ) -> None:
+        """Bookmark ``files``; with ``settles=(stage, run_ids)``, in the same transaction, forget those
+        runs' commits in flight (see :meth:`end_commits`)."""
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         with self._db(write=True) as con:
             con.executemany(
                 "INSERT OR REPLACE INTO bookmarks VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(f.source, f.path, f.name, f.sha256, f.size, run_id, now) for f in files],
             )
+            if settles is not None:
+                _end_commits(con, *settles)
 
     def bookmarks(self, source: str) -> dict[str, tuple[str, str]]:
         """Raw path -> (run id, processed at) for ``source``."""
@@ -98,9 +113,28 @@ class StateStore:
                 [(stage, d.isoformat(), run_id) for d in dates],
             )
 
-    def clear_pending_dates(self, stage: str, dates: Iterable[dt.date]) -> None:
-        """Remove dates from ``stage``'s journal; call after committing their re-derived data."""
+    def clear_pending_dates(self, stage: str, dates: Iterable[dt.date], *, settles: Iterable[str] = ()) -> None:
+        """Remove dates from ``stage``'s journal; call after committing their re-derived data. In the
+        same transaction, forget the commits in flight of ``stage`` by the runs ``settles``."""
         with self._db(write=True) as con:
             con.executemany(
                 "DELETE FROM pending_dates WHERE stage = ? AND sale_date = ?", [(stage, d.isoformat()) for d in dates]
             )
+            _end_commits(con, stage, settles)
+
+    def begin_commits(self, stage: str, run_id: str) -> list[str]:
+        """Record that ``run_id`` is about to commit ``stage``; returns every run recorded for it
+        (this one included): their appended figures are the ones a new commit replaces."""
+        with self._db(write=True) as con:
+            con.execute("INSERT OR IGNORE INTO commits_in_flight VALUES (?, ?)", (stage, run_id))
+            return [r[0] for r in con.execute(
+                "SELECT run_id FROM commits_in_flight WHERE stage = ? ORDER BY run_id", (stage,))]
+
+    def end_commits(self, stage: str, run_ids: Iterable[str]) -> None:
+        """Forget runs of ``stage`` whose commits are settled (superseded or complete)."""
+        with self._db(write=True) as con:
+            _end_commits(con, stage, run_ids)
+
+
+def _end_commits(con: sqlite3.Connection, stage: str, run_ids: Iterable[str]) -> None:
+    con.executemany("DELETE FROM commits_in_flight WHERE stage = ? AND run_id = ?", [(stage, r) for r in run_ids])

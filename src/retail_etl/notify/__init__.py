@@ -14,15 +14,15 @@ from retail_etl.notify.alert import (
 from retail_etl.notify.channels import (
     Channel, ConsoleChannel, EmailChannel, NotificationError, SnsChannel, WebhookChannel,
 )
-from retail_etl.notify.notifier import Delivery, Notifier
-from retail_etl.workflow.state import WorkflowState, utcnow
+from retail_etl.notify.notifier import AlertLog, Delivery, Notifier, utcnow
 
 if TYPE_CHECKING:
     from retail_etl.config.model import ChannelConfig, NotificationsConfig
 
 __all__ = [
     "CIRCUIT_OPEN", "QUARANTINE_RATE_WARN", "STEP_FAILED", "SUCCESS_SUMMARY", "Alert", "Channel", "ConsoleChannel",
-    "Delivery", "EmailChannel", "NotificationError", "Notifier", "SnsChannel", "WebhookChannel", "channel_from_config",
+    "AlertLog", "Delivery", "EmailChannel", "NotificationError", "Notifier", "SnsChannel", "WebhookChannel",
+    "channel_from_config",
     "notifier_from_config", "quarantine_rate_alert", "slack_payload",
 ]
 
@@ -46,7 +46,7 @@ def channel_from_config(config: ChannelConfig, name: str, env: Mapping[str, str]
 
 def notifier_from_config(
     config: NotificationsConfig,
-    state: WorkflowState | None,
+    state: AlertLog | None,
     *,
     env: Mapping[str, str] | None = None,
     wall: Callable[[], dt.datetime] = utcnow,

@@ -6,13 +6,34 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from retail_etl.notify.alert import Alert
 from retail_etl.notify.channels import Channel
 from retail_etl.redact import mask_secrets
-from retail_etl.workflow.state import WorkflowState, iso, utcnow
 
 log = logging.getLogger("retail_etl.notify")
+
+AlertKey = tuple[str, str, str, str]
+
+
+class AlertLog(Protocol):
+    """Where the notifier remembers what it sent (the workflow state database implements it)."""
+
+    def alert_last_sent(self, key: AlertKey) -> dt.datetime | None: ...
+
+    def alert_sent(self, key: AlertKey, at: dt.datetime) -> None: ...
+
+    def alert_suppressed(self, key: AlertKey) -> None: ...
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(moment: dt.datetime) -> str:
+    """``2024-01-15T10:30:00.000Z``, as the state database writes times."""
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -35,7 +56,7 @@ class Notifier:
         self,
         channels: Sequence[Channel],
         *,
-        state: WorkflowState | None = None,
+        state: AlertLog | None = None,
         dedup_window_seconds: float = 86400,
         on_success: bool = False,
         wall: Callable[[], dt.datetime] = utcnow,

@@ -15,23 +15,22 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from retail_etl.config.model import STATES_ALL, STATES_TASK_FAILED, STATES_TIMEOUT, check_all_last, check_error_equals
 from retail_etl.errors import ConfigError, RetailEtlError, TransientError
 
 if TYPE_CHECKING:
     from retail_etl.config.model import RetrierConfig, WorkflowConfig
 
-ALL = "States.ALL"
-TIMEOUT = "States.Timeout"
-TASK_FAILED = "States.TaskFailed"
+ALL = STATES_ALL
+TIMEOUT = STATES_TIMEOUT
+TASK_FAILED = STATES_TASK_FAILED
 TRANSIENT = "Transient"
 PERMANENT = "Permanent"
 NOTIFY_FAILURE = "NotifyFailure"
-_STATES_NAMES = (ALL, TIMEOUT, TASK_FAILED)
-DEFAULT_STEPS = ("validate", "transform", "analytics")
 
 
 class StepTimeout(TransientError):
@@ -65,26 +64,8 @@ def error_names(exc: BaseException) -> frozenset[str]:
     return frozenset(names)
 
 
-def _check_error_equals(value: Iterable[str], what: str) -> tuple[str, ...]:
-    names = (value,) if isinstance(value, str) else tuple(value)
-    if not names:
-        raise ValueError(f"{what}: error_equals needs at least one error name")
-    for name in names:
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"{what}: error names must be non-empty strings, got {name!r}")
-        if name.startswith("States.") and name not in _STATES_NAMES:
-            raise ValueError(
-                f"{what}: unknown error name {name!r}; the runner raises {', '.join(_STATES_NAMES)}"
-            )
-    if ALL in names and len(names) > 1:
-        raise ValueError(f"{what}: {ALL} must be the only name in its error_equals")
-    return names
-
-
 def _check_order(items: Sequence[Retrier | Catcher], what: str) -> None:
-    for item in items[:-1]:
-        if ALL in item.error_equals:
-            raise ValueError(f"{what}: the {ALL} entry must be the last one")
+    check_all_last([item.error_equals for item in items], what)
 
 
 @dataclass(frozen=True)
@@ -99,7 +80,7 @@ class Retrier:
     jitter_strategy: Literal["FULL", "NONE"] = "NONE"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "error_equals", _check_error_equals(self.error_equals, "retrier"))
+        object.__setattr__(self, "error_equals", check_error_equals(self.error_equals, "retrier"))
         if not self.interval_seconds > 0:
             raise ValueError(f"retrier: interval_seconds must be > 0, got {self.interval_seconds}")
         if not isinstance(self.max_attempts, int) or self.max_attempts < 0:
@@ -124,7 +105,7 @@ class Catcher:
     result_path: str = "$.error"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "error_equals", _check_error_equals(self.error_equals, "catcher"))
+        object.__setattr__(self, "error_equals", check_error_equals(self.error_equals, "catcher"))
         if self.next_state != NOTIFY_FAILURE:
             raise ValueError(f"catcher: next_state must be {NOTIFY_FAILURE!r}, got {self.next_state!r}")
         if not self.result_path.startswith("$"):
@@ -191,8 +172,9 @@ DEFAULT_RETRY = (
 DEFAULT_CATCH = (Catcher((ALL,)),)
 
 
-def default_workflow(step_names: Sequence[str] = DEFAULT_STEPS, name: str = "retail-etl") -> WorkflowDef:
-    """Retry transient errors 3 times (2 s, 4 s, 8 s, full jitter, at most 60 s); catch everything."""
+def default_workflow(step_names: Sequence[str], name: str = "retail-etl") -> WorkflowDef:
+    """The steps ``step_names``, in order, each retrying transient errors 3 times (2 s, 4 s, 8 s, full
+    jitter, at most 60 s) and catching everything."""
     steps = tuple(StepDef(n, retry=DEFAULT_RETRY, catch=DEFAULT_CATCH) for n in step_names)
     return WorkflowDef(name, steps, comment="retail-etl batch: " + " -> ".join(step_names))
 
@@ -204,8 +186,9 @@ def retriers_from_config(items: Sequence[RetrierConfig]) -> tuple[Retrier, ...]:
     return retriers
 
 
-def definition_from_config(config: WorkflowConfig, step_names: Sequence[str] = DEFAULT_STEPS) -> WorkflowDef:
-    """The workflow of ``config.workflow``: defaults from :func:`default_workflow`, per-step overrides."""
+def definition_from_config(config: WorkflowConfig, step_names: Sequence[str]) -> WorkflowDef:
+    """The workflow of ``config.workflow`` over the steps ``step_names`` (in order, as the caller
+    defines them): defaults from :func:`default_workflow`, per-step overrides."""
     unknown = sorted(set(config.steps) - set(step_names))
     if unknown:
         raise ConfigError(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from retail_etl.errors import PermanentError, RetailEtlError
 from retail_etl.lake.storage import LOGS_DIR, STATE_DB, Storage, open_storage
+from retail_etl.notify import notifier_from_config
 from retail_etl.notify.alert import CIRCUIT_OPEN, STEP_FAILED, SUCCESS_SUMMARY, Alert
 from retail_etl.workflow.circuit import CircuitBreaker
 from retail_etl.workflow.definition import (
@@ -40,12 +41,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class StepResult:
-    """What a step reports: row counts (recorded per attempt) and free-form JSON-able details."""
+    """What a step reports: row counts and free-form JSON-able details, and ``result``, the step's own
+    typed result as JSON, recorded with the attempt so that it can be read back (``StepRun.result``)."""
 
     rows_in: int = 0
     rows_out: int = 0
     rows_quarantined: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
 
 
 def _no_notify(alert: Alert) -> None:
@@ -260,7 +263,7 @@ class _Run:
     def skip(self, step: StepDef, done: StepRun) -> None:
         self.state.skip_step(self.id, done, self.runner._now())
         self.results[step.name] = StepResult(done.rows_in or 0, done.rows_out or 0, done.rows_quarantined or 0,
-                                             done.details)
+                                             done.details, done.result)
         self.event("TaskStateSkipped", step.name, resumed_from=self.resumed_from)
 
     def step(self, step: StepDef) -> _Failure | None:
@@ -307,6 +310,7 @@ class _Run:
             self.state.finish_step(
                 self.id, step.name, attempt, SUCCEEDED, runner._now(), duration,
                 rows=(result.rows_in, result.rows_out, result.rows_quarantined), details=result.details,
+                result=result.result,
             )
             self.results[step.name] = result
             self.event("TaskSucceeded", step.name, attempt=attempt, duration_s=round(duration, 3),
@@ -414,9 +418,6 @@ def runner_from_config(
     config, state in ``<lake>/_state/state.db``, logs in ``<lake>/_logs/<execution_id>.jsonl`` and on
     ``stream``. ``storage`` is the lake's (opened from the config if not given). The step names are
     the keys of ``steps``, in order; ``kwargs`` go to :class:`Runner`."""
-    from retail_etl.notify import notifier_from_config  # retail_etl.notify imports this package
-
-
     storage = storage or open_storage(config)
     state = workflow_state(storage)
     definition = definition_from_config(config.workflow, tuple(steps))

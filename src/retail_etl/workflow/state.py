@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS step_runs (
     error TEXT,
     cause TEXT,
     details TEXT,
+    result TEXT,
     PRIMARY KEY (execution_id, step, attempt)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -125,6 +126,7 @@ class StepRun:
     error: str | None = None
     cause: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
 
 
 @dataclass
@@ -198,6 +200,7 @@ class WorkflowState:
         try:
             if not self._ready:
                 con.executescript(_SCHEMA)
+                _migrate(con)
                 self._ready = True
             con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
@@ -319,26 +322,27 @@ class WorkflowState:
     def finish_step(
         self, execution_id: str, step: str, attempt: int, status: str, ended_at: dt.datetime, duration_s: float,
         *, rows: tuple[int, int, int] | None = None, details: dict[str, Any] | None = None,
-        error: str | None = None, cause: str | None = None,
+        result: dict[str, Any] | None = None, error: str | None = None, cause: str | None = None,
     ) -> None:
+        """Record how an attempt ended; ``result`` is the step's typed result as JSON."""
         rows_in, rows_out, rows_quarantined = rows or (None, None, None)
         with self._db(write=True) as con:
             con.execute(
                 "UPDATE step_runs SET status = ?, ended_at = ?, duration_s = ?, rows_in = ?, rows_out = ?,"
-                " rows_quarantined = ?, error = ?, cause = ?, details = ?"
+                " rows_quarantined = ?, error = ?, cause = ?, details = ?, result = ?"
                 " WHERE execution_id = ? AND step = ? AND attempt = ?",
-                (status, iso(ended_at), duration_s, rows_in, rows_out, rows_quarantined,
-                 redact(error), redact(cause), _dumps(details or {}), execution_id, step, attempt),
+                (status, iso(ended_at), duration_s, rows_in, rows_out, rows_quarantined, redact(error), redact(cause),
+                 _dumps(details or {}), None if result is None else _dumps(result), execution_id, step, attempt),
             )
 
     def skip_step(self, execution_id: str, done: StepRun, at: dt.datetime) -> None:
-        """Record a step that the resumed execution had completed, with its rows and details."""
+        """Record a step that the resumed execution had completed, with its rows, details and result."""
         with self._db(write=True) as con:
             con.execute(
                 "INSERT INTO step_runs (execution_id, step, attempt, status, started_at, ended_at, duration_s,"
-                " rows_in, rows_out, rows_quarantined, details) VALUES (?, ?, 0, ?, ?, ?, 0, ?, ?, ?, ?)",
+                " rows_in, rows_out, rows_quarantined, details, result) VALUES (?, ?, 0, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
                 (execution_id, done.step, SKIPPED, iso(at), iso(at), done.rows_in, done.rows_out,
-                 done.rows_quarantined, _dumps(done.details)),
+                 done.rows_quarantined, _dumps(done.details), None if done.result is None else _dumps(done.result)),
             )
 
     # -- events -----------------------------------------------------------------------------------
@@ -416,6 +420,13 @@ class WorkflowState:
             con.execute("DELETE FROM notification_log WHERE kind = ? AND job = ?", (kind, job))
 
 
+def _migrate(con: sqlite3.Connection) -> None:
+    """Add the columns later versions record to a database an earlier version created."""
+    columns = {r[1] for r in con.execute("PRAGMA table_info(step_runs)")}
+    if "result" not in columns:
+        con.execute("ALTER TABLE step_runs ADD COLUMN result TEXT")
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(redact(value), default=str, ensure_ascii=False, sort_keys=True)
 
@@ -444,4 +455,5 @@ def _step_run(row: sqlite3.Row) -> StepRun:
         ended_at=row["ended_at"], duration_s=row["duration_s"], delay_before_s=row["delay_before_s"],
         rows_in=row["rows_in"], rows_out=row["rows_out"], rows_quarantined=row["rows_quarantined"],
         error=row["error"], cause=row["cause"], details=json.loads(row["details"] or "{}"),
+        result=json.loads(row["result"]) if row["result"] is not None else None,
     )

@@ -14,6 +14,8 @@ from retail_etl.workflow import (
 )
 from retail_etl.workflow.definition import error_name, error_names, is_transient
 
+STEPS = ("validate", "transform", "analytics")
+
 
 def test_retrier_defaults_are_the_aws_ones() -> None:
     r = Retrier(("Transient",))
@@ -86,7 +88,7 @@ def test_transient_or_permanent(exc: Exception, transient: bool) -> None:
 
 
 def test_default_workflow_policy() -> None:
-    wf = default_workflow()
+    wf = default_workflow(STEPS)
     assert wf.step_names == ("validate", "transform", "analytics")
     for step in wf.steps:
         assert step.retry == (Retrier(("Transient",), 2, 3, 2.0, 60, "FULL"),)
@@ -117,7 +119,7 @@ workflow:
   circuit: {failure_threshold: 5, cooldown_seconds: 60}
 """)
     config = load_config(scaffold_config, env={})
-    wf = definition_from_config(config.workflow)
+    wf = definition_from_config(config.workflow, STEPS)
     assert wf.name == "nightly"
     validate, transform, analytics = wf.steps
     assert validate.timeout_seconds == 600 and transform.timeout_seconds == 1800
@@ -128,13 +130,13 @@ workflow:
 
 def test_no_workflow_section_gives_the_default_workflow(scaffold_config: Path) -> None:
     config = load_config(scaffold_config, env={})
-    assert definition_from_config(config.workflow) == default_workflow()
+    assert definition_from_config(config.workflow, STEPS) == default_workflow(STEPS)
 
 
 def test_unknown_step_override_is_a_config_error(scaffold_config: Path) -> None:
     _with_yaml(scaffold_config, "workflow:\n  steps:\n    transfrom: {timeout_seconds: 5}\n")
     with pytest.raises(ConfigError, match="unknown step 'transfrom'") as info:
-        definition_from_config(load_config(scaffold_config, env={}).workflow)
+        definition_from_config(load_config(scaffold_config, env={}).workflow, STEPS)
     assert "validate, transform, analytics" in str(info.value)
 
 
@@ -189,7 +191,7 @@ def test_to_asl_passes_an_amazon_states_language_parser() -> None:
 
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-    definition = default_workflow()
+    definition = default_workflow(STEPS)
     definition = WorkflowDef(definition.name, (StepDef("validate", timeout_seconds=600, retry=definition.steps[0].retry,
                                                        catch=definition.steps[0].catch), *definition.steps[1:]))
     AmazonStateLanguageParser.parse(json.dumps(to_asl(definition)))

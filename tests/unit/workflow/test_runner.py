@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 import time
 from pathlib import Path
 
@@ -173,7 +174,7 @@ def test_timeout_does_not_fire_for_a_fast_step(workdir: Path) -> None:
 
 def test_resume_runs_only_the_failed_step_and_the_rest(workdir: Path) -> None:
     clock = FakeTime()
-    validate = Script(result=StepResult(100, 95, 5, {"dates": ["2023-01-15"]}))
+    validate = Script(result=StepResult(100, 95, 5, {"dates": ["2023-01-15"]}, {"sources": {"pos": [100, 95]}}))
     transform = Script(QualityGateError("unknown products"), result=StepResult(95, 95, 0))
     analytics = Script(result=StepResult(95, 4, 0))
     runner = make_runner(workdir, workflow("validate", "transform", "analytics", retry=TRANSIENT_2_4),
@@ -193,7 +194,27 @@ def test_resume_runs_only_the_failed_step_and_the_rest(workdir: Path) -> None:
     assert resumed.steps[0].rows_in == 100
     # a resumed step still sees what the skipped steps reported
     assert transform.contexts[-1].results["validate"].details == {"dates": ["2023-01-15"]}
+    # the typed result is recorded with the attempt, and copied to the step a resume skips
+    assert runner.state.execution(failed.id).steps[0].result == {"sources": {"pos": [100, 95]}}
+    assert resumed.steps[0].result == {"sources": {"pos": [100, 95]}} and resumed.steps[2].result is None
+    assert transform.contexts[-1].results["validate"].result == {"sources": {"pos": [100, 95]}}
     assert runner.state.execution(failed.id).status == "FAILED"
+
+
+def test_a_state_database_without_step_results_gains_the_column(workdir: Path) -> None:
+    path = workdir / "old.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE step_runs (execution_id TEXT NOT NULL, step TEXT NOT NULL, attempt INTEGER NOT NULL,"
+                " status TEXT NOT NULL, started_at TEXT NOT NULL, ended_at TEXT, duration_s REAL,"
+                " delay_before_s REAL NOT NULL DEFAULT 0, rows_in INTEGER, rows_out INTEGER, rows_quarantined INTEGER,"
+                " error TEXT, cause TEXT, details TEXT, PRIMARY KEY (execution_id, step, attempt))")
+    con.commit()
+    con.close()
+    runner = make_runner(workdir, workflow("s"), {"s": Script(result=StepResult(1, 1, 0, result={"n": 1}))},
+                         FakeTime())
+    runner.state = WorkflowState(path)
+    execution = runner.start()
+    assert execution.succeeded and execution.steps[0].result == {"n": 1}
 
 
 def test_only_failed_or_aborted_executions_can_be_resumed(workdir: Path) -> None:

@@ -1,0 +1,157 @@
+"""The validate step: new raw files → products, sales_validated and validate-stage quarantine
+(replaced by source file), with their quality figures; journals the sale dates the batch touches
+for transform, commits, then bookmarks the files."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from pyiceberg.expressions import AlwaysTrue, And, EqualTo, In
+
+from retail_etl.config.model import Config, SourceConfig
+from retail_etl.jobs.transform import affected_dates
+from retail_etl.jobs.validate import InputFile, ValidationResult, check_headers, validate
+from retail_etl.lake.lake import Lake
+from retail_etl.lake.raw import RawFile
+from retail_etl.pipeline import metrics, relations
+from retail_etl.pipeline.results import RunInputs, SourceFigures, ValidateResult
+from retail_etl.pipeline.tableio import PROCESSED, Say, StepIO, quiet
+from retail_etl.quality.ruleset import source_rules
+from retail_etl.quoting import ident, idents, in_list, lit
+from retail_etl.sources.mapping import SourcePlan, plan_source
+
+STAGE = "validate"
+TRANSFORM_STAGE = "transform"
+VALIDATED_TABLE = {"sales": "sales_validated", "products": "products"}
+PARTITION_BY = {"sales": ("sale_date",), "products": ()}
+ENRICHED_TABLE = "sales_enriched"
+#: The levels of the checks validate measures (transform measures its own).
+LEVELS = ("row", "dataset", "parse", "read")
+
+@dataclass
+class _Batch:
+    name: str
+    source: SourceConfig
+    files: list[RawFile]
+    superseded: list[RawFile]
+    valid_files: list[str] = field(default_factory=list)
+    result: ValidationResult | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return sorted({f.name for f in self.files})
+
+
+def validate_step(
+    config: Config, lake: Lake, run_id: str, inputs: RunInputs, *, say: Say = quiet
+) -> ValidateResult:
+    """Ingest new files, validate every source's unprocessed raw files and commit them with their
+    quality figures; journal the sale dates they touch for transform; bookmark the files."""
+    ingested = {name: [f.name for f in files] for name, files in lake.ingest_new(say).items()}
+    batches = []
+    for name, source in sorted(config.sources.items(), key=lambda kv: (kv[1].entity != "products", kv[0])):
+        files, superseded = lake.pending(name, source, inputs.ingest_date, bookmarks=inputs.bookmarks)
+        if files or superseded:
+            batches.append(_Batch(name, source, files, superseded))
+    todo = [b for b in batches if b.files]
+    figures: list[SourceFigures] = []
+    dates: list[dt.date] = []
+    in_flight: list[str] = []
+    if todo:
+        plans = {b.name: plan_source(b.name, b.source) for b in todo}
+        for b in todo:  # a broken header fails the run before any data is touched
+            check_headers(plans[b.name], b.source, [_input(lake, f) for f in b.files])
+        reads = {VALIDATED_TABLE["products"]: AlwaysTrue(), VALIDATED_TABLE["sales"]: AlwaysTrue()}
+        sales_files = sorted({n for b in todo if b.source.entity == "sales" for n in b.names})
+        if sales_files:  # enriched lines of the files the batch replaces (see _touched_dates)
+            reads[ENRICHED_TABLE] = In("source_file", sales_files)
+        with StepIO(lake, run_id, STAGE, reads) as io:
+            products: str | None = None
+            for b in todo:
+                say(f"validating {b.name}: {len(b.files)} file(s)")
+                products = _validate_batch(io, b, plans[b.name], products)
+                assert b.result is not None
+                figures.append(SourceFigures.of(b.result))
+            dates = _touched_dates(io, [b for b in todo if b.source.entity == "sales"])
+            lake.state.add_pending_dates(TRANSFORM_STAGE, dates, run_id)
+            in_flight = lake.state.begin_commits(STAGE, run_id)
+            _stage_metrics(io, figures, in_flight)
+            io.commit()
+    if inputs.bookmarks == "enable":
+        lake.state.mark_processed([f for b in batches for f in (*b.files, *b.superseded)], run_id,
+                                  settles=(STAGE, in_flight))
+    elif in_flight:
+        lake.state.end_commits(STAGE, in_flight)
+    return ValidateResult(ingested, figures, dates)
+
+
+def _input(lake: Lake, f: RawFile) -> InputFile:
+    return InputFile(lake.raw.local_path(f), f.name)
+
+
+def _validate_batch(io: StepIO, b: _Batch, plan: SourcePlan, products: str | None) -> str | None:
+    """Validate one source's files and stage its tables; returns the products reference for the
+    sources after it (this batch's valid rows, when it is the product master)."""
+    entity = b.source.entity
+    engine = io.engine
+    b.result = validate(
+        engine, plan, b.source, source_rules(b.source), [_input(io.lake, f) for f in b.files],
+        run_id=io.run_id, tables={"products": products or _committed_products(io)},
+        partition_by=PARTITION_BY[entity],
+    )
+    main, quarantine = VALIDATED_TABLE[entity], f"{entity}_quarantine"
+    b.valid_files = io.write(main, b.result.valid_query, PROCESSED, b.name, partition_by=PARTITION_BY[entity],
+                             layout=(*PARTITION_BY[entity], "source_file"))
+    q_files = io.write(quarantine, b.result.quarantine_query, PROCESSED, b.name, layout=("source_file",))
+    by_file = And(EqualTo("source", b.name), In("source_file", b.names))
+    io.stage(main, b.valid_files, [AlwaysTrue() if entity == "products" else by_file])
+    io.stage(quarantine, q_files, [And(In("stage", ["read", "validate"]), by_file)])
+    if entity != "products":
+        return products
+    if b.valid_files:
+        return relations.parquet(engine, b.valid_files, "new_products")
+    return relations.empty(engine, relations.entity_columns("products") + list(relations.LINEAGE))
+
+
+def _committed_products(io: StepIO) -> str:
+    """The committed products reference, or an empty one."""
+    return io.relation(VALIDATED_TABLE["products"]) or relations.empty(io.engine, relations.entity_columns("products"))
+
+
+def _touched_dates(io: StepIO, batches: list[_Batch]) -> list[dt.date]:
+    """Sale dates whose enriched lines the batches change: their lines' dates, before and after,
+    and the dates of lines sharing a key with them."""
+    engine = io.engine
+    old_v, old_e = io.relation(VALIDATED_TABLE["sales"]), io.relation(ENRICHED_TABLE)
+    dates: set[dt.date] = set()
+    for b in batches:
+        # Without earlier validated lines, the lines sharing a key with the batch are its own.
+        key = list(b.source.key or ()) if old_v else []
+        after = relations.validated_after(engine, b.name, old_v, b.names, b.valid_files)
+        cols = idents(["sale_date", *key])
+        in_files = in_list("source_file", b.names)
+        changed = [f"SELECT {cols} FROM {after} WHERE {in_files}"]
+        for old in (old_v, old_e):
+            if old:
+                changed.append(f"SELECT {cols} FROM {old} WHERE source = {lit(b.name)} AND {in_files}")
+        changed_name = engine.temp_name("changed")
+        engine.table(changed_name, " UNION ALL ".join(changed))
+        touched = affected_dates(engine, validated_after=after, changed=ident(changed_name), key=key)
+        dates.update(r[0] for r in engine.fetch_rows(f"SELECT sale_date FROM {touched}"))
+        engine.drop(changed_name)
+    return sorted(dates)
+
+
+def _stage_metrics(io: StepIO, figures: list[SourceFigures], replaced_runs: list[str]) -> None:
+    metrics.stage_runs(io, [
+        {"source": s.source, "files": len(s.files), "rows_read": s.rows_read, "rows_valid": s.rows_valid,
+         "rows_quarantined": s.rows_quarantined, "rows_unparseable": s.rows_unparseable,
+         "quarantine_rate": s.quarantine_rate, "seconds": s.seconds}
+        for s in figures
+    ], replaced_runs)
+    metrics.stage_checks(io, [
+        {"source": s.source, "rule_id": r.id, "rule": r.rule, "severity": r.severity, "level": r.level,
+         "rows_checked": s.rows_read, "rows_failed": r.rows_failed, "value": r.value, "passed": r.passed}
+        for s in figures for r in s.rules
+    ], LEVELS, replaced_runs)
