@@ -2,7 +2,8 @@
 
 Known errors become one line (plus a hint) and a conventional exit code; ``--debug`` shows
 the traceback. Exit codes: 0 ok, 1 error, 2 usage, 3 quality gate breached, 4 run refused because the
-circuit is open, 75 lake busy or another transient error that outlasted its retries (try again).
+circuit is open, 75 lake busy or another transient error that outlasted its retries (try again),
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
+
+try:  # Typer >= 0.20 vendors Click; its exceptions are not Click's
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older Typer
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from retail_etl.cli import bookmarks as bookmarks_cli
 from retail_etl.cli import catalog as catalog_cli
@@ -28,6 +34,7 @@ EXIT_ERROR = 1
 EXIT_QUALITY = 3
 EXIT_CIRCUIT_OPEN = 4
 EXIT_TEMPFAIL = 75
+EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="retail-etl",
@@ -252,17 +259,58 @@ def query(
 
 
 def main() -> None:
-    """Console-script entry point: usage errors are Click's (exit 2); known errors become one line."""
+    """Console-script entry point and the error boundary: every anticipated failure becomes one line
+    naming what failed and where, plus a hint, and its exit code; anything else one line asking for
+    ``--debug``. No traceback reaches the user without ``--debug``."""
+    debug = "--debug" in sys.argv[1:]
     try:
-        app()
-    except RetailEtlError as exc:
-        if _State.debug:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        code = EXIT_INTERRUPTED
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        code = exc.exit_code
+    except ClickException as exc:
+        command = exc.ctx.command_path if isinstance(exc, UsageError) and exc.ctx else "retail-etl"
+        _error(exc.format_message(), f"see `{command} --help`")
+        code = exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - the boundary: nothing escapes as a traceback
+        if debug or _State.debug:
             raise
-        err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False, soft_wrap=True)
-        if exc.hint:
-            err.print(f"  hint: {exc.hint}", highlight=False, markup=False, soft_wrap=True)
-        if isinstance(exc, QualityGateError):
-            sys.exit(EXIT_QUALITY)
-        if isinstance(exc, CircuitOpenError):
-            sys.exit(EXIT_CIRCUIT_OPEN)
-        sys.exit(EXIT_TEMPFAIL if exc.transient else EXIT_ERROR)
+        code = _report(exc)
+    if code == EXIT_INTERRUPTED:  # Typer turns Ctrl-C into this exit code, silently
+        _error("interrupted", "the lake is left as it was at its last commit; run again to continue")
+    sys.exit(code or 0)
+
+
+def _report(exc: Exception) -> int:
+    """Print ``exc`` as the user should see it; returns the exit code."""
+    from retail_etl.errors import translate
+
+    known = translate(exc)
+    if known is None:
+        _error(f"unexpected error: {type(exc).__name__}: {exc}; rerun with --debug for the traceback", None)
+        return EXIT_ERROR
+    _error(known.message, known.hint)
+    if isinstance(known, QualityGateError):
+        return EXIT_QUALITY
+    if isinstance(known, CircuitOpenError):
+        return EXIT_CIRCUIT_OPEN
+    return EXIT_TEMPFAIL if known.transient else EXIT_ERROR
+
+
+def _error(message: str, hint: str | None) -> None:
+    """``error: …`` and ``  hint: …`` on stderr, the text shown verbatim (no markup, controls escaped)."""
+    lines = message.splitlines() or [""]
+    text = Text("error: ", style="bold red")
+    text.append(_printable(lines[0]))
+    for line in lines[1:]:
+        text.append("\n" + _printable(line))
+    err.print(text, highlight=False, soft_wrap=True)
+    if hint:
+        err.print(Text(f"  hint: {_printable(hint)}"), highlight=False, soft_wrap=True)
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters (escape sequences, carriage returns) shown as escapes."""
+    return "".join(ch if ch.isprintable() or ch == "\t" else ascii(ch)[1:-1] for ch in text)

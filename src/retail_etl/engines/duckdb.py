@@ -109,7 +109,7 @@ def _quote(text: str) -> str:
 
 def _size(text: str) -> str:
     cleaned = text.strip().upper().replace(" ", "")
-    if not cleaned or not cleaned[0].isdigit() or not all(c.isalnum() or c == "." for c in cleaned):
+    if not cleaned or not cleaned[0].isdigit() or not all(c.isalnum() or c in ".%" for c in cleaned):
         from retail_etl.errors import ConfigError
 
         raise ConfigError(f"engine.memory_limit {text!r} is not a size", hint="write e.g. 2GB or 512MB")
