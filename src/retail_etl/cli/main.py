@@ -75,35 +75,36 @@ def _config(path: Path | None):
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
-    rows: Annotated[int, typer.Option(help="Sales lines in the sample data.")] = 10_000,
+    rows: Annotated[int, typer.Option(min=0, help="Sales lines in the sample data.")] = 10_000,
     force: Annotated[bool, typer.Option(help="Write into a folder that is not empty.")] = False,
 ) -> None:
     """Create a working project: config, sample sales and products, README."""
     from retail_etl.scaffold import create_project
 
     created = create_project(directory, rows=rows, force=force)
-    console.print(f"Created project in [bold]{directory}[/bold]:")
+    console.print(Text.assemble("Created project in ", (str(directory), "bold"), ":"))
     for path in created:
-        console.print(f"  {path.relative_to(directory)}")
-    console.print(f"\nNext: [bold]cd {directory} && retail-etl run[/bold]")
+        console.print(Text(f"  {path.relative_to(directory)}"))
+    console.print(Text.assemble("\nNext: ", (f"cd {directory} && retail-etl run", "bold")))
 
 
 @app.command("sample-data")
 def sample_data(
     out: Annotated[Path, typer.Option("--out", help="Folder to write sales.csv and products.csv to.")],
-    rows: Annotated[int, typer.Option("--rows", help="Sales lines to write.")] = 10_000,
-    days: Annotated[int, typer.Option("--days", help="Days of sales, starting at --start.")] = 30,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same bytes.")] = 42,
+    rows: Annotated[int, typer.Option("--rows", min=0, help="Sales lines to write.")] = 10_000,
+    days: Annotated[int, typer.Option("--days", min=1, help="Days of sales, starting at --start.")] = 30,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed: same seed, same bytes.")] = 42,
     dirty_rate: Annotated[float, typer.Option("--dirty-rate", help="Share of lines with realistic dirt.")] = 0.02,
     start: Annotated[str, typer.Option("--start", help="First sale date (YYYY-MM-DD).")] = "2024-01-01",
 ) -> None:
     """Generate realistic sales lines and a product master, with dirt at a chosen rate."""
     from rich.progress import Progress
 
+    from retail_etl.sample.dirt import MAX_DIRTY_SHARE
     from retail_etl.sample.generator import generate
 
-    if not 0 <= dirty_rate <= 1:
-        raise typer.BadParameter("must be between 0 and 1", param_hint="--dirty-rate")
+    if not 0 <= dirty_rate <= MAX_DIRTY_SHARE:
+        raise typer.BadParameter(f"must be between 0 and {MAX_DIRTY_SHARE:.3f}", param_hint="--dirty-rate")
     start_date = _day(start, "--start")
     with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task("generating", total=rows)
@@ -112,10 +113,10 @@ def sample_data(
             progress=lambda n: bar.update(task, completed=n),
         )
     dirt = sum(vars(data.dirt).values())
-    console.print(
+    console.print(Text(
         f"Wrote {data.rows:,} sales lines to {data.sales_path} ({dirt:,} dirty) "
         f"and {data.products:,} products to {data.products_path}"
-    )
+    ))
 
 
 @app.command()

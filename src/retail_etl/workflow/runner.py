@@ -331,7 +331,7 @@ class _Run:
                     details={"execution_id": self.id, "step": failure.step.name, "attempts": failure.attempts,
                              "error": error, "cause": cause, "input": self.input},
                 ), failure.step.name)
-        if runner.circuit is not None and runner.circuit.record(self.id, status, error, cause):
+        if runner.circuit is not None and runner.circuit.record(self.id, status, error, cause, exc):
             circuit = runner.circuit.status()
             why = circuit.describe()
             self.event("CircuitOpened", level="error", failures=circuit.failures,
