@@ -85,6 +85,10 @@ class StorageUnavailableError(LakeUnavailableError):
     """A file operation failed in a way that may pass (a timeout, a busy device, a reset connection)."""
 
 
+class CredentialsError(LakeError):
+    """Cloud credentials are missing, invalid or refused: retrying cannot help."""
+
+
 class EngineError(PermanentError):
     """The engine refused or failed a statement (out of memory, an I/O error in its own files)."""
 
@@ -196,20 +200,22 @@ _CREDENTIALS_HINT = ("set AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCE
                      "credentials or an instance role) with access to the bucket; check lake.s3.endpoint_url")
 
 
-def from_aws_error(exc: BaseException, action: str) -> RetailEtlError | None:
+def from_aws_error(exc: BaseException, action: str) -> LakeError | None:
     """The project's error for a botocore exception whose class or error code settles the matter:
     missing, invalid or refused credentials (and a missing bucket) are permanent, connection
     failures transient. None when neither applies (the caller classifies by HTTP status)."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     if names & _CREDENTIAL_EXCEPTIONS:
-        return PermanentError(f"cannot {action}: {exc}", hint=_CREDENTIALS_HINT)
+        return CredentialsError(f"cannot {action}: {exc}", hint=_CREDENTIALS_HINT)
     if names & _TRANSIENT_EXCEPTIONS:
         return LakeUnavailableError(f"cannot {action}: {exc}", hint="check the network and lake.s3.endpoint_url")
     response = getattr(exc, "response", None)
     code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
     if code in _PERMANENT_CODES:
-        hint = "create the bucket or fix lake.root" if "Bucket" in code else _CREDENTIALS_HINT
-        return LakeError(f"cannot {action}: {code}: {response['Error'].get('Message', exc)}", hint=hint)
+        message = f"cannot {action}: {code}: {response['Error'].get('Message', exc)}"
+        if "Bucket" in code:
+            return LakeError(message, hint="create the bucket or fix lake.root")
+        return CredentialsError(message, hint=_CREDENTIALS_HINT)
     return None
 
 
@@ -260,7 +266,7 @@ def from_engine_error(
     return None
 
 
-def translate(exc: BaseException) -> RetailEtlError | None:
+def translate(exc: BaseException, _depth: int = 0) -> RetailEtlError | None:
     """The project's error for an exception raised outside an adapter that translated it: OS
     errors by errno, SQLite's disk and permission errors, engine I/O and memory errors, AWS
     credential errors; None when it is not an anticipated failure."""
@@ -278,4 +284,10 @@ def translate(exc: BaseException) -> RetailEtlError | None:
                 return from_os_error(OSError(code, os.strerror(code)), action="write the database in",
                                      path="the lake's _state or catalog.db")
         return None
-    return from_engine_error(exc, action="run a statement") or from_aws_error(exc, "call AWS")
+    known = from_engine_error(exc, action="run a statement") or from_aws_error(exc, "call AWS")
+    if known is None:
+        # Libraries wrap the error that matters: SQLAlchemy keeps it in ``orig``, others chain it.
+        inner = getattr(exc, "orig", None) or exc.__cause__
+        if isinstance(inner, BaseException) and inner is not exc and _depth < 5:
+            return translate(inner, _depth + 1)
+    return known

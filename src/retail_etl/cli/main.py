@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - older Typer
 from retail_etl.cli import bookmarks as bookmarks_cli
 from retail_etl.cli import catalog as catalog_cli
 from retail_etl.cli import circuit as circuit_cli
+from retail_etl.cli import doctor as doctor_cli
 from retail_etl.cli import runs as runs_cli
 from retail_etl.cli.output import print_run, print_table
 from retail_etl.errors import QualityGateError, RetailEtlError
@@ -48,6 +49,7 @@ app.add_typer(runs_cli.app, name="runs")
 app.command("logs")(runs_cli.logs_command)
 app.add_typer(circuit_cli.circuit_app, name="circuit")
 app.add_typer(bookmarks_cli.app, name="bookmarks")
+app.command("doctor")(doctor_cli.doctor_command)
 console = Console()
 err = Console(stderr=True)
 

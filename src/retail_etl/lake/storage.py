@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import tempfile
@@ -36,7 +37,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retail_etl.errors import ConfigError, LakeBusyError, LakeError, LakeUnavailableError, SourceError
+from retail_etl.errors import (
+    ConfigError, LakeBusyError, LakeError, LakeUnavailableError, SourceError, from_aws_error, from_os_error,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -160,7 +163,8 @@ class LocalStorage(Storage):
 
     def db_path(self, rel: str) -> Path:
         path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with _os_errors("create the folder of", path):
+            path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
     def local_dir(self, rel: str) -> Path:
@@ -168,10 +172,15 @@ class LocalStorage(Storage):
 
     def read_text(self, rel: str) -> str | None:
         path = self.root / rel
-        return path.read_text(encoding="utf-8") if path.exists() else None
+        with _os_errors("read", path):
+            return path.read_text(encoding="utf-8") if path.exists() else None
 
     def append_line(self, rel: str, line: str) -> None:
         path = self.root / rel
+        with _os_errors("append to", path):
+            self._append_line(path, line)
+
+    def _append_line(self, path: Path, line: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "ab+") as fh:
             size = fh.seek(0, os.SEEK_END)
@@ -190,16 +199,22 @@ class LocalStorage(Storage):
 
     def put_file(self, source: Path, rel: str, sha256: str) -> None:
         target = self.root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        shutil.copyfile(source, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        if file_sha256(tmp) != sha256:
-            tmp.unlink()
-            raise _changed(source)
-        os.replace(tmp, target)
-        os.chmod(target, 0o444)
+        # A short temporary name: the target's own name may already be as long as the file system allows.
+        tmp = target.with_name(f".tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            if file_sha256(tmp) != sha256:
+                raise _changed(source)
+            os.replace(tmp, target)
+            os.chmod(target, 0o444)
+        except OSError as exc:
+            raise from_os_error(exc, action="copy into the lake", path=exc.filename or target) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
     def local_copy(self, rel: str) -> Path:
         return self.root / rel
@@ -236,6 +251,15 @@ class LocalStorage(Storage):
             yield
         finally:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def _os_errors(action: str, path: Path) -> Iterator[None]:
+    """OS errors of a local lake operation as the project's errors (see :func:`errors.from_os_error`)."""
+    try:
+        yield
+    except OSError as exc:
+        raise from_os_error(exc, action=action, path=exc.filename or path) from exc
 
 
 def _busy(holder: str) -> LakeBusyError:
@@ -518,6 +542,8 @@ def _status(exc: Exception) -> int | None:
 
 
 def _s3_error(exc: Exception, what: str) -> LakeError | LakeUnavailableError:
+    if (known := from_aws_error(exc, what)) is not None:
+        return known
     status = _status(exc)
     message = f"cannot {what}: {exc}"
     hint = "check the bucket, lake.s3.endpoint_url and the AWS credentials (environment or ~/.aws)"
