@@ -147,14 +147,24 @@ _TRANSIENT_ERRNOS: dict[int, str] = {
 }
 
 
+_ERRNO_OF_CLASS: tuple[tuple[type[OSError], int], ...] = (
+    (PermissionError, errno.EACCES), (FileNotFoundError, errno.ENOENT), (NotADirectoryError, errno.ENOTDIR),
+    (IsADirectoryError, errno.EISDIR), (FileExistsError, errno.EEXIST),
+)
+
+
+def _errno_of(exc: OSError) -> int | None:
+    """The errno of ``exc``, or the one its class stands for (``PermissionError("...")`` has none)."""
+    if exc.errno is not None:
+        return exc.errno
+    return next((code for cls, code in _ERRNO_OF_CLASS if isinstance(exc, cls)), None)
+
+
 def os_error_is_transient(exc: OSError) -> bool:
-    """Whether retrying may help: timeouts, resets and busy resources yes; no space, no permission,
-    read-only file systems, bad paths and unknown errnos no."""
-    if exc.errno in _TRANSIENT_ERRNOS:
-        return True
-    if exc.errno in _PERMANENT_ERRNOS:
-        return False
-    return isinstance(exc, TimeoutError | ConnectionError) and not isinstance(exc, PermissionError)
+    """Whether retrying may help. No space, no permission, a read-only file system, a bad path
+    (:data:`_PERMANENT_ERRNOS`) never; timeouts, resets, busy resources, and errors without an
+    errno (network libraries raise those for connection trouble) may."""
+    return _errno_of(exc) not in _PERMANENT_ERRNOS
 
 
 def from_os_error(
@@ -164,19 +174,19 @@ def from_os_error(
     step and table when known), why (the errno in words) and a hint."""
     where = str(path if path is not None else exc.filename or "?")
     context = "".join(f" ({k} {v})" for k, v in (("step", step), ("table", table)) if v)
-    code = errno.errorcode.get(exc.errno or -1)
-    if exc.errno in _PERMANENT_ERRNOS:
-        reason, hint = _PERMANENT_ERRNOS[exc.errno]
+    number = _errno_of(exc)
+    code = errno.errorcode.get(number or -1)
+    if number in _PERMANENT_ERRNOS:
+        reason, hint = _PERMANENT_ERRNOS[number]
         error: StorageError | StorageUnavailableError = StorageError(
             f"cannot {action} {where}{context}: {reason} ({code})", hint=hint.format(where=where)
         )
     else:
-        reason = _TRANSIENT_ERRNOS.get(exc.errno or -1) or exc.strerror or str(exc) or type(exc).__name__
+        reason = _TRANSIENT_ERRNOS.get(number or -1) or exc.strerror or str(exc) or type(exc).__name__
         detail = f"{reason} ({code})" if code else reason
-        cls = StorageUnavailableError if os_error_is_transient(exc) else StorageError
-        error = cls(f"cannot {action} {where}{context}: {detail}",
-                    hint="try again; if it persists, check the file system or network holding it")
-    error.errno, error.path, error.step, error.table = exc.errno, where, step, table
+        error = StorageUnavailableError(f"cannot {action} {where}{context}: {detail}",
+                                        hint="try again; if it persists, check the file system or network holding it")
+    error.errno, error.path, error.step, error.table = number, where, step, table
     return error
 
 
