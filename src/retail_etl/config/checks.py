@@ -166,7 +166,7 @@ def _custom_sql_schema(source: SourceConfig, config: Config) -> dict[str, dict[s
 def extras_problems(config: Config) -> Iterator[Problem]:
     """A configured engine, lake or channel whose optional dependency is not installed."""
     if config.engine.name == "spark" and not _installed("pyspark"):
-        yield _extra("pyspark", "spark", "engine.name: spark", ("engine", "name"))
+        yield _extra("pyspark", "spark", "the spark engine", ("engine", "name"))
     if config.lake.root.startswith("s3://") and not _installed("boto3"):
         yield _extra("boto3", "aws", "an s3:// lake", ("lake", "root"))
     for index, channel in enumerate(config.notifications.channels):
