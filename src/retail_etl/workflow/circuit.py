@@ -38,9 +38,14 @@ class CircuitStatus:
         return (
             f"the circuit of workflow {self.workflow!r} opened at {iso(self.opened_at) if self.opened_at else '?'}"
             f" after {self.failures} consecutive failed execution(s) (last: {self.last_execution}, "
-            f"{self.last_error}); it half-opens at {iso(self.half_open_at) if self.half_open_at else '?'}, "
+            f"{_first_line(self.last_error)}); it half-opens at {iso(self.half_open_at) if self.half_open_at else '?'}, "
             "when one trial execution is allowed"
         )
+
+
+def _first_line(text: str | None) -> str | None:
+    """An error's message without the hint lines that follow it."""
+    return text.splitlines()[0] if text else text
 
 
 class CircuitOpenError(PermanentError):
