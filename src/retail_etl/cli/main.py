@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-try:  # Typer >= 0.20 vendors Click; its exceptions are not Click's
+try:  # recent Typer vendors Click: its exceptions are not those of the click package
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - older Typer
     from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
@@ -28,7 +28,7 @@ from retail_etl.cli import circuit as circuit_cli
 from retail_etl.cli import doctor as doctor_cli
 from retail_etl.cli import runs as runs_cli
 from retail_etl.cli.output import print_run, print_table
-from retail_etl.errors import QualityGateError, RetailEtlError
+from retail_etl.errors import QualityGateError
 from retail_etl.workflow.circuit import CircuitOpenError
 
 EXIT_ERROR = 1
