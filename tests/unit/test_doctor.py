@@ -50,7 +50,7 @@ def test_channels_need_their_environment_variables(scaffold_config: Path) -> Non
     block = ("notifications:\n  channels:\n    - console\n    - webhook: {url_env: HOOK_URL, headers_env: {X-Token: "
              "HOOK_TOKEN}}\n    - email: {host: smtp.example.com, sender: etl@example.com, to: [ops@example.com], "
              "username_env: SMTP_USER, password_env: SMTP_PASSWORD}\n")
-    assert not re.search(r"^\w", text[start + 1:], re.MULTILINE)  # the last section: replaced whole
+    assert not re.search(r"^\w", text[text.index("\n", start):], re.MULTILINE)  # the last section: replaced whole
     scaffold_config.write_text(text[:start] + block)
     verdicts = _verdicts(scaffold_config, {"HOOK_URL": "https://hooks.example.com/x", "SMTP_USER": "u"})
     assert verdicts["channel 2 (webhook)"] == (
