@@ -8,14 +8,17 @@ list of types. Messages say what happened, where, and what to do.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 
 
 class RetailEtlError(Exception):
-    """Root of every error raised by retail-etl."""
+    """Root of every error raised by retail-etl. ``step`` and ``table`` say where, when known."""
 
     transient: bool = False
+    step: str | None = None
+    table: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
@@ -276,14 +279,28 @@ def from_engine_error(
     return None
 
 
+def note_step(exc: BaseException, step: str) -> None:
+    """Record on ``exc`` the workflow step it failed (unless an adapter already did)."""
+    if getattr(exc, "step", None) is None:
+        with contextlib.suppress(AttributeError):  # exceptions with __slots__ take no attributes
+            exc.step = step  # type: ignore[attr-defined]
+
+
 def translate(exc: BaseException, _depth: int = 0) -> RetailEtlError | None:
     """The project's error for an exception raised outside an adapter that translated it: OS
     errors by errno, SQLite's disk and permission errors, engine I/O and memory errors, AWS
     credential errors; None when it is not an anticipated failure."""
-    import sqlite3
-
     if isinstance(exc, RetailEtlError):
         return exc
+    known = _translate(exc, _depth)
+    if known is not None and known.step is None:
+        known.step = getattr(exc, "step", None)
+    return known
+
+
+def _translate(exc: BaseException, _depth: int) -> RetailEtlError | None:
+    import sqlite3
+
     if isinstance(exc, OSError):
         return from_os_error(exc, action="access", path=exc.filename)
     if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError):

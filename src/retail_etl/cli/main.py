@@ -294,7 +294,9 @@ def _report(exc: Exception) -> int:
     if known is None:
         _error(f"unexpected error: {type(exc).__name__}: {exc}; rerun with --debug for the traceback", None)
         return EXIT_ERROR
-    _error(known.message, known.hint)
+    step = known.step
+    where = f"step {step}: " if step and f"(step {step})" not in known.message else ""
+    _error(where + known.message, known.hint)
     if isinstance(known, QualityGateError):
         return EXIT_QUALITY
     if isinstance(known, CircuitOpenError):

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
-from retail_etl.errors import PermanentError
+from retail_etl.errors import PermanentError, note_step
 from retail_etl.lake.storage import LOGS_DIR, STATE_DB, Storage, open_storage
 from retail_etl.notify.alert import CIRCUIT_OPEN, STEP_FAILED, SUCCESS_SUMMARY, Alert
 from retail_etl.workflow.circuit import CircuitBreaker
@@ -285,6 +285,7 @@ class _Run:
                     result = fn(ctx)
                 result = _checked(result, step.name)
             except Exception as exc:
+                note_step(exc, step.name)
                 duration = runner.clock() - started
                 error, cause = error_name(exc), _cause(exc)
                 self.state.finish_step(self.id, step.name, attempt, FAILED, runner._now(), duration,
