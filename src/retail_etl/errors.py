@@ -197,13 +197,13 @@ def from_os_error(
 
 _CREDENTIAL_EXCEPTIONS = frozenset({
     "NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError", "NoAuthTokenError",
-    "UnauthorizedSSOTokenError", "TokenRetrievalError", "ProfileNotFound", "NoRegionError",
+    "UnauthorizedSSOTokenError", "TokenRetrievalError", "SSOTokenLoadError", "ProfileNotFound", "NoRegionError",
 })
 _PERMANENT_CODES = frozenset({
     "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "AccessDeniedException", "ExpiredToken",
     "ExpiredTokenException", "InvalidToken", "InvalidClientTokenId", "UnrecognizedClientException",
     "AuthorizationHeaderMalformed", "AllAccessDisabled", "AccountProblem", "NoSuchBucket", "InvalidBucketName",
-    "AuthFailure", "MissingAuthenticationToken",
+    "AuthFailure", "MissingAuthenticationToken", "TokenRefreshRequired",
 })
 _TRANSIENT_EXCEPTIONS = frozenset({
     "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",

@@ -43,7 +43,7 @@ from retail_etl.jobs.transform import (
 )
 from retail_etl.jobs.validate import InputFile, ValidationResult, check_headers, validate
 from retail_etl.lake.catalog import Catalog
-from retail_etl.lake.raw import RawFile, RawZone
+from retail_etl.lake.raw import RawFile, RawZone, discover
 from retail_etl.lake.state import StateStore
 from retail_etl.lake.storage import open_storage
 from retail_etl.model import ENTITIES
@@ -98,19 +98,16 @@ class Lake:
             self.catalog.reset()
             yield
 
-    def discover(self, source: SourceConfig) -> list[Path]:
-        """Files matching the source's ``path`` glob (relative to the project folder)."""
-        pattern = Path(source.path)
-        base = self.config.project_dir
-        if pattern.is_absolute():
-            base, pattern = Path(pattern.anchor), pattern.relative_to(pattern.anchor)
-        return sorted(p for p in Path(base).glob(str(pattern)) if p.is_file())
+    def discover(self, name: str, source: SourceConfig) -> list[Path]:
+        """Files matching the source's ``path`` glob (relative to the project folder); symbolic links
+        are refused unless the source follows them."""
+        return discover(Path(self.config.project_dir), source.path, source=name, follow_symlinks=source.follow_symlinks)
 
     def ingest_new(self, say: Say) -> dict[str, list[RawFile]]:
         """Copy new files matching each source's glob into the raw zone."""
         added = {}
         for name, source in self.config.sources.items():
-            files = self.raw.ingest(name, self.discover(source))
+            files = self.raw.ingest(name, self.discover(name, source), follow_symlinks=source.follow_symlinks)
             if files:
                 added[name] = files
                 say(f"ingested {len(files)} file(s) into raw/{name}")

@@ -138,3 +138,77 @@ def test_ingest_keeps_raw_files_unchanged_and_checksummed(project: Path, tmp_pat
     after = count(project, "sales_validated", "where source_file = 'sales_extra.csv'")
     assert count(project, "sales_validated") == before + after and after > 0
 
+
+
+def inproc(*args: str) -> str:
+    """The command run in this process (the output is not a terminal, as when piped)."""
+    from typer.testing import CliRunner
+
+    from retail_etl.cli.main import app
+
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "80"})
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
+def test_query_output_is_verbatim(project: Path) -> None:
+    sql = ("select '[bold red]x[/] :thumbs_up:' as \"[b]h\", NULL as n, '' as e, "
+           "'a' || chr(27) || ']0;pwned' || chr(7) || 'b' as esc, 1.50::decimal(4, 2) as d")
+    table = inproc("query", sql, "-c", str(project))
+    assert "[bold red]x[/] :thumbs_up:" in table and "[b]h" in table and "👍" not in table
+    assert "a\\x1b]0;pwned\\x07b" in table and "\x1b" not in table and "∅" in table
+    assert inproc("query", "--format", "csv", sql, "-c", str(project)).splitlines() == [
+        "[b]h,n,e,esc,d", "[bold red]x[/] :thumbs_up:,,\"\",a\x1b]0;pwned\x07b,1.50"]  # piped: bytes as they are
+    assert json.loads(inproc("query", "--format", "json", sql, "-c", str(project))) == [
+        {"[b]h": "[bold red]x[/] :thumbs_up:", "n": None, "e": "", "esc": "a\x1b]0;pwned\x07b", "d": "1.50"}]
+
+
+def test_catalog_formats_and_whole_snapshot_ids(project: Path) -> None:
+    tables = json.loads(inproc("catalog", "list", "--format", "json", "-c", str(project)))
+    by_name = {t["table"]: t for t in tables}
+    assert list(tables[0]) == ["table", "zone", "rows", "files", "snapshots"]
+    assert by_name["retail_etl.daily_sales"]["rows"] == count(project, "daily_sales")
+    listed = list(csv.DictReader(io.StringIO(inproc("catalog", "list", "--format", "csv", "-c", str(project)))))
+    assert {r["table"] for r in listed} == set(by_name)
+    doc = json.loads(inproc("catalog", "show", "sales_enriched", "--format", "json", "-c", str(project)))
+    assert doc["partitioned_by"] == [{"column": "sale_date", "transform": "identity"}]
+    assert {"column": "net_amount", "type": "decimal(18, 2)"}.items() <= next(
+        c for c in doc["schema"] if c["column"] == "net_amount").items()
+    snapshot_ids = [str(s["snapshot_id"]) for s in doc["snapshots"]]
+    assert snapshot_ids and all(len(i) >= 15 for i in snapshot_ids)
+    shown = inproc("catalog", "show", "sales_enriched", "-c", str(project))
+    assert all(i in shown for i in snapshot_ids) and "…" not in shown  # piped: nothing cut at 80 columns
+    snaps = list(csv.DictReader(io.StringIO(inproc("catalog", "show", "sales_enriched", "--format", "csv",
+                                                   "-c", str(project)))))
+    assert [s["snapshot_id"] for s in snaps] == snapshot_ids and snaps[-1]["total_rows"] == str(doc["rows"])
+
+
+def test_bookmarks_formats(project: Path) -> None:
+    rows = json.loads(inproc("bookmarks", "show", "sales", "--format", "json", "-c", str(project)))
+    assert rows and all(r["source"] == "sales" and len(r["sha256"]) == 64 for r in rows)
+    assert {r["state"] for r in rows} == {"processed"} and all(r["run_id"].startswith("exec-") for r in rows)
+    listed = list(csv.DictReader(io.StringIO(inproc("bookmarks", "show", "--format", "csv", "-c", str(project)))))
+    assert {r["source"] for r in listed} == {"sales", "products"} and all(len(r["sha256"]) == 64 for r in listed)
+
+
+def test_version(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    out = cli("--version", cwd=tmp_path).stdout
+    assert out == f"retail-etl {version('retail-etl')}\n"
+
+
+@pytest.mark.parametrize("command", [[], ["query"], ["runs", "list"], ["catalog", "show"], ["bookmarks", "show"]])
+def test_help_imports_no_heavy_library(command: list[str], tmp_path: Path) -> None:
+    """`--help` stays fast because the data libraries load only when a command runs; checked by
+    module, not by the clock. (Typer itself loads pydantic to describe a subcommand's options.)"""
+    script = ("import sys\nsys.argv = ['retail-etl', *sys.argv[1:], '--help']\nfrom retail_etl.cli.main import app\n"
+              "try:\n    app()\nexcept SystemExit:\n    pass\n"
+              "heavy = ['pyiceberg', 'duckdb', 'pyarrow', 'sqlglot', 'numpy', 'sqlalchemy', 'yaml', 'boto3', 'pandas',"
+              " 'pydantic']\nprint('LOADED', [m for m in heavy if m in sys.modules])\n")
+    proc = subprocess.run([sys.executable, "-c", script, *command], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    loaded = proc.stdout.splitlines()[-1]
+    assert "Usage" in proc.stdout and loaded.startswith("LOADED "), proc.stdout + proc.stderr
+    allowed = [] if not command else ["pydantic"]
+    assert [m for m in json.loads(loaded.removeprefix("LOADED ").replace("'", '"')) if m not in allowed] == []

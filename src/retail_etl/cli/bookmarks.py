@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.text import Text
+
+from retail_etl.cli.output import Column, FormatOption, check_format, print_listing, stdout_console
 
 app = typer.Typer(help="Show, reset or set the processed-file bookmarks of the sources.", no_args_is_help=True)
-console = Console()
 
 ConfigOption = Annotated[
     Optional[Path],  # noqa: UP007 - typer needs Optional
@@ -30,20 +30,31 @@ def _lake(config: Path | None):
     return Lake(load_config(config))
 
 
+_COLUMNS = [Column("source"), Column("file"), Column("path"), Column("ingest_date", "ingested"),
+            Column("sha256", show=lambda v: v[:12]), Column("state"), Column("run_id", "run", show=lambda v: v or ""),
+            Column("processed_at", "processed at", show=lambda v: v or "")]
+
+
 @app.command()
 def show(source: Annotated[Optional[str], typer.Argument(help="Only this source.")] = None,  # noqa: UP007
-         config: ConfigOption = None) -> None:
-    """Every raw file version with its state: processed (by which run, when) or pending."""
+         fmt: FormatOption = "table", config: ConfigOption = None) -> None:
+    """Every raw file version with its state: processed (by which run, when) or pending.
+
+    The table shows the first 12 characters of each sha256; CSV and JSON give it whole."""
+    check_format(fmt)
     lake = _lake(config)
     names = [source] if source else sorted(lake.config.sources)
-    table = Table("source", "file", "ingested", "sha256", "state", "run", "processed at")
+    records = []
     for name in names:
         lake.config.source(name)
         done = lake.state.bookmarks(name)
         for f in lake.raw.manifest(name):
-            run, when = done.get(f.path, ("", ""))
-            table.add_row(name, f.name, f.ingest_date, f.sha256[:12], "processed" if run else "pending", run, when)
-    console.print(table)
+            run, when = done.get(f.path, (None, None))
+            records.append({"source": name, "file": f.name, "path": f.path, "ingest_date": f.ingest_date,
+                            "sha256": f.sha256, "state": "processed" if run else "pending", "run_id": run or None,
+                            "processed_at": when or None})
+    columns = _COLUMNS if fmt != "table" else [c for c in _COLUMNS if c.key != "path"]
+    print_listing(stdout_console(), columns, records, fmt, empty="no raw files yet")
 
 
 @app.command()
@@ -53,7 +64,7 @@ def reset(source: SourceArg, files: FilesOption = None, config: ConfigOption = N
     lake.config.source(source)
     with lake.lock():
         count = lake.state.reset_bookmarks(source, files)
-    console.print(f"reset {count} bookmark(s) of {source}; the next run re-derives those files")
+    stdout_console().print(Text(f"reset {count} bookmark(s) of {source}; the next run re-derives those files"))
 
 
 @app.command("set")
@@ -70,4 +81,4 @@ def set_(source: SourceArg, files: FilesOption = None, config: ConfigOption = No
                           hint=f"`retail-etl bookmarks show {source}` lists its files")
     with lake.lock():
         lake.state.mark_processed(entries, run_id="manual")
-    console.print(f"marked {len(entries)} file version(s) of {source} as processed")
+    stdout_console().print(Text(f"marked {len(entries)} file version(s) of {source} as processed"))

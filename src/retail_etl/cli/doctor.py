@@ -190,8 +190,10 @@ def print_checks(console: Console, checks: list[Check], fmt: str) -> None:
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for column in ("status", "check", "detail"):
         table.add_column(column, overflow="fold")
+    from retail_etl.redact import escape_control
+
     for c in checks:
-        table.add_row(Text(c.status, style=STYLE[c.status]), Text(c.name), Text(c.detail))
+        table.add_row(Text(c.status, style=STYLE[c.status]), Text(c.name), Text(escape_control(c.detail)))
     console.print(table)
 
 
@@ -205,7 +207,9 @@ def doctor_command(
     """Check the configuration, the lake, the extras and the environment a run needs; exit 1 if any fails."""
     if format not in ("table", "json"):
         raise typer.BadParameter("choose table or json", param_hint="--format")
+    from retail_etl.cli.output import stdout_console
+
     checks = run_checks(config)
-    print_checks(Console(), checks, format)
+    print_checks(stdout_console(), checks, format)
     if any(c.status == FAIL for c in checks):
         raise typer.Exit(1)

@@ -63,8 +63,24 @@ class _State:
     debug = False
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("retail-etl")
+        except PackageNotFoundError:  # run from a source tree that is not installed
+            from retail_etl import __version__ as number
+        typer.echo(f"retail-etl {number}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     _State.debug = debug
 
 
@@ -125,18 +141,22 @@ def sample_data(
 def ingest(
     source: Annotated[str, typer.Argument(help="Source name declared in retail-etl.yaml.")],
     files: Annotated[list[Path], typer.Argument(help="Files to copy into the raw zone.")],
+    follow_symlinks: Annotated[bool, typer.Option(
+        "--follow-symlinks", help="Ingest what a symbolic link points to (refused otherwise)."
+    )] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Copy files into the raw zone unchanged (checksummed, by source and ingest date)."""
+    """Copy files into the raw zone unchanged (checksummed, by source and ingest date, read-only)."""
     from retail_etl.pipeline import Lake
 
     cfg = _config(config)
-    cfg.source(source)
+    declared = cfg.source(source)
     lake = Lake(cfg)
     with lake.lock():
-        added = lake.raw.ingest(source, files)
-    for f in added:
-        console.print(f"ingested {f.name} -> {f.path} (sha256 {f.sha256[:12]}…, {f.size:,} bytes)")
+        added = lake.raw.ingest(source, files, follow_symlinks=follow_symlinks or declared.follow_symlinks)
+    for f in added:  # file names are shown as they are, never read as Rich markup
+        console.print(f"ingested {f.name} -> {f.path} (sha256 {f.sha256[:12]}…, {f.size:,} bytes)",
+                      markup=False, highlight=False, soft_wrap=True)
     skipped = len(files) - len(added)
     if skipped:
         console.print(f"{skipped} file(s) already ingested with the same content: skipped")
@@ -305,17 +325,18 @@ def _report(exc: Exception) -> int:
 
 
 def _error(message: str, hint: str | None) -> None:
-    """``error: …`` and ``  hint: …`` on stderr, the text shown verbatim (no markup, controls escaped)."""
+    """``error: …`` and ``  hint: …`` on stderr, shown verbatim: no markup, control characters
+    escaped, credentials in URLs masked."""
+    from retail_etl.redact import escape_control, mask_secrets
+
+    def shown(text: str) -> str:
+        return escape_control(mask_secrets(text))
+
     lines = message.splitlines() or [""]
     text = Text("error: ", style="bold red")
-    text.append(_printable(lines[0]))
+    text.append(shown(lines[0]))
     for line in lines[1:]:
-        text.append("\n" + _printable(line))
+        text.append("\n" + shown(line))
     err.print(text, highlight=False, soft_wrap=True)
     if hint:
-        err.print(Text(f"  hint: {_printable(hint)}"), highlight=False, soft_wrap=True)
-
-
-def _printable(text: str) -> str:
-    """``text`` with control characters (escape sequences, carriage returns) shown as escapes."""
-    return "".join(ch if ch.isprintable() or ch == "\t" else ascii(ch)[1:-1] for ch in text)
+        err.print(Text(f"  hint: {shown(hint)}"), highlight=False, soft_wrap=True)

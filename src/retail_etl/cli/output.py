@@ -1,38 +1,206 @@
-"""Rendering results for the terminal (Rich) and for machines (CSV, JSON)."""
+r"""Rendering for the terminal (Rich) and for machines (CSV, JSON), showing every value verbatim.
+
+Every listing command takes ``--format table|csv|json`` and follows the same conventions:
+
+- ``table``: cells are plain text, never read as Rich markup or emoji codes; NULL is a dim ``∅`` and
+  the empty string is empty; control characters are escaped (``\x1b``, ``\n``); nothing is cut:
+  long cells fold on a terminal, and when the output is not a terminal there is no width limit.
+- ``csv``: a header line of the keys, then one line per row; NULL is an empty field and the empty
+  string is ``""`` (as DuckDB's and PostgreSQL's CSV writers do); control characters are escaped
+  when the output is a terminal, written as they are otherwise.
+- ``json``: an array of objects (one per row) or one object (a single item), with stable keys;
+  NULL is ``null``, dates and times ISO-8601, decimals strings (exact), bytes an escaped string.
+"""
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import datetime as dt
-import decimal
-import io
 import json
-from typing import Any
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pyarrow as pa
+import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from retail_etl.redact import escape_control, escape_json_controls
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+FORMATS = ("table", "csv", "json")
+FormatOption = Annotated[str, typer.Option("--format", help="table (default), csv or json.")]
+NULL = "\u2205"
+#: The width of a console that is not a terminal: wide enough that no column is ever cut.
+_UNLIMITED = 1_000_000
+
+
+def check_format(value: str, option: str = "--format") -> str:
+    """``value`` if it is one of :data:`FORMATS`, else a usage error (exit 2)."""
+    if value not in FORMATS:
+        raise typer.BadParameter(f"choose {', '.join(FORMATS)}", param_hint=option)
+    return value
+
+
+def stdout_console() -> Console:
+    """The console commands print to: a terminal's own width, or no width limit when piped."""
+    console = Console()
+    return console if console.is_terminal else wide(console)
+
+
+def wide(console: Console) -> Console:
+    """``console`` itself on a terminal; elsewhere a console on the same file with no width limit."""
+    if console.is_terminal:
+        return console
+    return Console(file=console.file, width=_UNLIMITED, no_color=True, highlight=False, emoji=False,
+                   markup=False)
+
+
+def plain(value: Any) -> str:
+    """The text of a value as the CSV and table formats show it (before escaping); NULL is ``""``."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in bytes(value))
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(json_value(value), ensure_ascii=False)
+    if isinstance(value, (dt.date, dt.datetime, dt.time)):
+        return value.isoformat()
+    return str(value)
+
+
+def cell(value: Any, style: str = "") -> Text:
+    """A table cell showing ``value`` verbatim: plain text (no markup, no emoji codes), control
+    characters escaped, NULL as a dim ``∅`` (distinct from the empty string)."""
+    if value is None:
+        return Text(NULL, style="dim")
+    return Text(escape_control(plain(value)), style=style)
+
+
+def json_value(value: Any) -> Any:
+    """``value`` as JSON can hold it without loss (decimals and dates as strings)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
+    return plain(value)
+
+
+def new_table(*headers: str, title: str | None = None, right: Iterable[str] = ()) -> Table:
+    """A table whose headers and title are plain text and whose columns fold rather than cut."""
+    aligned = set(right)
+    table = Table(title=Text(title) if title else None, title_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, collapse_padding=True)
+    for header in headers:
+        justify = "right" if header in aligned else "left"
+        table.add_column(Text(escape_control(header)), overflow="fold", justify=justify)
+    return table
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One column of a listing: its JSON/CSV ``key``, the table's ``header`` and how the table
+    shows a value (``show``) and styles it (``style``); CSV and JSON always get the value itself."""
+
+    key: str
+    header: str | None = None
+    show: Callable[[Any], Any] | None = None
+    style: Callable[[Any], str] | None = None
+    right: bool = False
+
+
+def print_listing(
+    console: Console, columns: Sequence[Column], records: Sequence[Mapping[str, Any]], fmt: str, *,
+    title: str | None = None, empty: str | None = None,
+) -> None:
+    """Print ``records`` as a table, CSV or a JSON array (see the module's conventions)."""
+    if fmt == "json":
+        write_json(console, [{c.key: json_value(r.get(c.key)) for c in columns} for r in records])
+        return
+    if fmt == "csv":
+        write_csv(console, [c.key for c in columns], ([r.get(c.key) for c in columns] for r in records))
+        return
+    if not records and empty is not None:
+        console.print(Text(empty))
+        return
+    table = new_table(*(c.header or c.key for c in columns), title=title,
+                      right=[c.header or c.key for c in columns if c.right])
+    for r in records:
+        table.add_row(*(_shown(c, r.get(c.key)) for c in columns))
+    wide(console).print(table)
+
+
+def _shown(column: Column, value: Any) -> Text:
+    shown = column.show(value) if column.show else value
+    return cell(shown, column.style(value) if column.style else "")
+
+
+def print_fields(console: Console, fields: Sequence[tuple[str, Any]], *, width: int = 15,
+                 styles: Mapping[str, str] | None = None) -> None:
+    """``label  value`` lines (one item's fields), values shown as :func:`cell` shows them."""
+    out = wide(console)
+    for label, value in fields:
+        out.print(Text.assemble((f"{label:<{width}}", "bold"), cell(value, (styles or {}).get(label, ""))))
+
+
+def write_json(console: Console, document: Any) -> None:
+    """One JSON document on its own line (DEL and C1 controls escaped too, so it is safe on a terminal)."""
+    console.file.write(escape_json_controls(json.dumps(document, ensure_ascii=False)) + "\n")
+
+
+def write_csv(console: Console, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """CSV with NULL as an empty field and the empty string as ``""``."""
+    escape = console.is_terminal
+    lines = [",".join(_csv_field(h, escape) for h in header)]
+    lines += [",".join(_csv_field(None if v is None else plain(v), escape) for v in row) for row in rows]
+    console.file.write("\n".join(lines) + "\n")
+
+
+def _csv_field(text: str | None, escape: bool) -> str:
+    if text is None:
+        return ""
+    if escape:
+        text = escape_control(text)
+    if text == "" or any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def print_table(console: Console, data: pa.Table, fmt: str) -> None:
-    """Print an Arrow table as a Rich table, CSV (header + rows) or JSON (one array of objects)."""
-    rows = data.to_pylist()
+    """Print a query's result (an Arrow table) as a table, CSV or a JSON array of objects; a name
+    that occurs twice among the columns stays twice in each object."""
+    names = data.column_names
+    columns = [data.column(i).to_pylist() for i in range(data.num_columns)]
+    rows = list(zip(*columns, strict=True)) if columns else []
     if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(data.column_names)
-        for row in rows:
-            writer.writerow([_plain(v) for v in row.values()])
-        console.file.write(buf.getvalue())
+        write_csv(console, names, rows)
         return
     if fmt == "json":
-        console.file.write(json.dumps(rows, default=_json_default, ensure_ascii=False) + "\n")
+        objects = ("{" + ", ".join(f"{json.dumps(n, ensure_ascii=False)}: "
+                                   f"{json.dumps(json_value(v), ensure_ascii=False)}" for n, v in zip(names, row))
+                   + "}" for row in rows)
+        console.file.write(escape_json_controls("[" + ", ".join(objects) + "]") + "\n")
         return
-    table = Table(*data.column_names, show_lines=False)
+    table = Table(show_lines=False)
+    for name in names:
+        table.add_column(Text(escape_control(name)), overflow="fold")
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
-    console.print(table)
-    console.print(f"{len(rows)} row(s)")
+        table.add_row(*(cell(v) for v in row))
+    out = wide(console)
+    out.print(table)
+    out.print(Text(f"{len(rows)} row(s)"))
 
 
 def print_run(console: Console, result: Any) -> None:
@@ -67,19 +235,3 @@ def print_run(console: Console, result: Any) -> None:
         for w in s.warnings:
             console.print(f"[yellow]warning[/yellow] {s.source}: {w}", highlight=False)
     console.print(f"done in {result.seconds:.1f}s")
-
-
-def _plain(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, default=_json_default)
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, (dt.date, dt.datetime, dt.time)):
-        return value.isoformat()
-    return str(value)

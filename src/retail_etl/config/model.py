@@ -152,6 +152,7 @@ class SourceConfig(_Strict):
 
     entity: Literal["sales", "products"]
     path: str = Field(description="Glob of input files, relative to the project folder.")
+    follow_symlinks: bool = Field(False, description="Ingest what a symbolic link matching `path` points to.")
     format: Literal["csv"] = "csv"
     csv: CsvOptions = CsvOptions()
     columns: dict[str, str | ColumnSpec]
@@ -189,6 +190,20 @@ class S3Config(_Strict):
 
     endpoint_url: str | None = Field(None, description="e.g. http://127.0.0.1:9000 for MinIO; default: AWS.")
     region: str | None = Field(None, description="Default: AWS_REGION / AWS_DEFAULT_REGION.")
+    lock_heartbeat_seconds: float = Field(30, gt=0, description="How often a run rewrites the lake lock object.")
+    lock_stale_seconds: float = Field(
+        120, gt=0, description="A lock object not rewritten for this long (by the object store's clock) is taken over."
+    )
+
+    @model_validator(mode="after")
+    def _live_lock_never_stale(self) -> S3Config:
+        # The store's clock has one-second resolution: a live lock may look one second older than it is.
+        if self.lock_stale_seconds < 2 * self.lock_heartbeat_seconds + 1:
+            raise ValueError(
+                f"lock_stale_seconds ({self.lock_stale_seconds:g}) must be at least twice lock_heartbeat_seconds"
+                f" plus one ({2 * self.lock_heartbeat_seconds + 1:g}), or a live run could lose its lock"
+            )
+        return self
 
 
 class LakeConfig(_Strict):

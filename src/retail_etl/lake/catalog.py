@@ -8,14 +8,16 @@ one, never a mix. A crash before the commit leaves only unreferenced files behin
 
 from __future__ import annotations
 
+import urllib.parse
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.exceptions import CommitFailedException, NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import (
@@ -29,7 +31,7 @@ from pyiceberg.table import Table, TableProperties, Transaction
 from pyiceberg.table.metadata import TableMetadata
 
 from retail_etl.errors import LakeBusyError, LakeError, from_os_error
-from retail_etl.lake.storage import CATALOG_DB, Storage
+from retail_etl.lake.storage import CATALOG_DB, LocalStorage, Storage
 
 RUN_ID_PROPERTY = "retail-etl.run-id"
 ZONE_PROPERTY = "retail-etl.zone"
@@ -165,7 +167,10 @@ class Catalog:
         return [self.storage.path_of(t.file.file_path) for t in scan.plan_files()]
 
     def tables(self) -> list[str]:
-        return sorted(ident[-1] for ident in self.iceberg.list_tables(self.namespace))
+        try:
+            return sorted(ident[-1] for ident in self.iceberg.list_tables(self.namespace))
+        except NoSuchNamespaceError:  # a read-only catalog of a lake that never committed
+            return []
 
     def info(self, name: str) -> TableInfo:
         table = self.load(name)
@@ -181,6 +186,36 @@ class Catalog:
             files=int(summary.get("total-data-files", 0)),
             snapshots=len(table.snapshots()),
         )
+
+
+def existing_db(storage: Storage, rel: str) -> Path | None:
+    """The local file of the lake's SQLite database ``rel`` if the lake has one, else None; creates
+    nothing in the lake (on S3 the copy is pulled into local scratch, nothing is uploaded)."""
+    if isinstance(storage, LocalStorage):
+        path = storage.root / rel  # not db_path(): that creates the lake's folders
+    else:
+        path = storage.db_path(rel)
+    return path if path.is_file() else None
+
+
+def open_read_only(storage: Storage, namespace: str) -> Catalog | None:
+    """The lake's catalog opened for reading only, or None when the lake has none yet.
+
+    Creates nothing: no lake folder, no database file, no namespace, and (on S3) no upload; the
+    database is opened with SQLite's ``mode=ro``, so nothing done through it can write.
+    """
+    path = existing_db(storage, CATALOG_DB)
+    if path is None:
+        return None
+    catalog = Catalog(storage, namespace)
+    catalog._catalog = SqlCatalog(
+        CATALOG_NAME,
+        uri=f"sqlite:///file:{urllib.parse.quote(str(path))}?mode=ro&uri=true",
+        warehouse=storage.uri(),
+        init_catalog_tables="false",
+        **storage.iceberg_properties(),
+    )
+    return catalog
 
 
 def _add_files(tx: Transaction, io: FileIO, paths: list[str], props: dict[str, str]) -> None:

@@ -7,11 +7,18 @@ On S3 nothing but the object store holds state:
 
 - the lake's two SQLite databases (``catalog.db``, ``_state/state.db``) are worked on in a local
   copy, pulled when the lake is opened and again once the lake lock is held, and pushed (one
-  atomic PUT) after every change. The object store therefore sees the changes in the order they
+  atomic PUT) after every change. Pushes go one at a time, each a consistent snapshot taken with
+  SQLite's backup API and uploaded before the next snapshot is taken, whichever thread asks (the
+  workflow's heartbeat pushes too). The object store therefore sees the changes in the order they
   were made, which is what crash safety rests on (see ``lake/state.py``): a run killed between a
   change and its push has simply not made that change yet;
 - the lock is an object created with a conditional PUT (``If-None-Match: *``), so two machines
-  cannot both take it;
+  cannot both take it. Its holder rewrites it every ``lake.s3.lock_heartbeat_seconds`` (each
+  rewrite conditional on it still being the holder's, ``If-Match``); a lock not rewritten for
+  ``lake.s3.lock_stale_seconds`` by the object store's own clock (so clock skew between hosts
+  does not matter), or held by a dead process of this host, is taken over with ``If-Match`` on
+  the stale lock's ETag, so of two takers only one wins. A run whose lock was taken over (its
+  heartbeats did not reach the store for that long) publishes nothing more;
 - Parquet files are written locally by the engine and uploaded before the Iceberg commit that
   references them; DuckDB reads them through pyarrow's S3 client (an fsspec filesystem), so no
   DuckDB extension has to be downloaded.
@@ -23,13 +30,17 @@ instance roles); the configuration only names the bucket, endpoint and region.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import email.utils
 import hashlib
 import json
 import os
 import secrets
 import shutil
 import socket
+import sqlite3
 import tempfile
+import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
@@ -38,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retail_etl.errors import (
-    ConfigError, LakeBusyError, LakeError, LakeUnavailableError, SourceError, from_aws_error, from_os_error,
+    ConfigError, LakeBusyError, LakeError, LakeUnavailableError, SourceError, from_os_error,
 )
 
 if TYPE_CHECKING:
@@ -49,6 +60,8 @@ if TYPE_CHECKING:
 #: The lake's SQLite databases, relative to the lake root.
 CATALOG_DB = "catalog.db"
 STATE_DB = "_state/state.db"
+#: The lake lock's object on S3 (a lock file locally).
+LOCK = "_state/lock"
 #: Execution logs, ``<execution_id>.jsonl``.
 LOGS_DIR = "_logs"
 _CHUNK = 1 << 20
@@ -99,8 +112,9 @@ class Storage(ABC):
         """The SHA-256 of a file's content, or None if it does not exist."""
 
     @abstractmethod
-    def put_file(self, source: Path, rel: str, sha256: str) -> None:
-        """Store a copy of ``source`` at ``rel`` if its content hashes to ``sha256``, read-only."""
+    def put_file(self, source: Path, rel: str, sha256: str, mode: int = 0o444) -> None:
+        """Store a copy of ``source`` at ``rel`` if its content hashes to ``sha256``, with permission
+        bits ``mode`` where the storage has them (a local folder)."""
 
     @abstractmethod
     def local_copy(self, rel: str) -> Path:
@@ -197,19 +211,20 @@ class LocalStorage(Storage):
         path = self.root / rel
         return file_sha256(path) if path.exists() else None
 
-    def put_file(self, source: Path, rel: str, sha256: str) -> None:
+    def put_file(self, source: Path, rel: str, sha256: str, mode: int = 0o444) -> None:
         target = self.root / rel
-        # A short temporary name: the target's own name may already be as long as the file system allows.
-        tmp = target.with_name(f".tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        tmp = target.with_name(f".tmp-{os.getpid()}-{sha256[:16]}")  # short: the name may be near the limit
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.unlink(missing_ok=True)
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600))  # private until it gets its final mode
             shutil.copyfile(source, tmp)
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             if file_sha256(tmp) != sha256:
                 raise _changed(source)
+            os.chmod(tmp, mode)
             os.replace(tmp, target)
-            os.chmod(target, 0o444)
         except OSError as exc:
             raise from_os_error(exc, action="copy into the lake", path=exc.filename or target) from exc
         finally:
@@ -277,10 +292,8 @@ def _changed(source: Path) -> SourceError:
 class S3Storage(Storage):
     """A lake under ``s3://bucket/prefix``: objects through boto3, Parquet reads through pyarrow."""
 
-    #: How often a waiting run asks for the lock again, and after how long without a heartbeat a
-    #: lock held by a process that is gone may be taken over.
+    #: How often a waiting run asks for the lock again.
     POLL_SECONDS = 1.0
-    STALE_SECONDS = 6 * 3600
 
     def __init__(self, root: str, config: LakeConfig) -> None:
         bucket, _, prefix = root.removeprefix("s3://").partition("/")
@@ -291,9 +304,15 @@ class S3Storage(Storage):
         self.endpoint = config.s3.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
             "AWS_ENDPOINT_URL")
         self.region = config.s3.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        self.heartbeat_seconds = config.s3.lock_heartbeat_seconds
+        self.stale_seconds = config.s3.lock_stale_seconds
         self.work = Path(tempfile.mkdtemp(prefix="retail-etl-s3-"))
         weakref.finalize(self, shutil.rmtree, self.work, True)
         self._pulled: dict[str, str | None] = {}  # database -> ETag of the copy pulled
+        # One transfer of a database at a time (pull, or snapshot and PUT), whichever thread asks:
+        # uploads land in the order their snapshots were taken.
+        self._transfers = threading.Lock()
+        self._beat: _LockBeat | None = None  # while this storage holds the lake lock
         self._client: Any = None
         self._fs: Any = None
 
@@ -307,7 +326,10 @@ class S3Storage(Storage):
             except ImportError:  # pragma: no cover - depends on the installed extras
                 raise ConfigError("an s3:// lake needs boto3", path=("lake", "root"),
                                   hint="pip install 'retail-etl[aws]'") from None
-            self._client = boto3.client("s3", endpoint_url=self.endpoint, region_name=self.region)
+            try:
+                self._client = boto3.client("s3", endpoint_url=self.endpoint, region_name=self.region)
+            except Exception as exc:  # a named profile that does not exist, a malformed config file
+                raise _s3_error(exc, f"connect to s3://{self.bucket}") from exc
         return self._client
 
     @property
@@ -358,20 +380,21 @@ class S3Storage(Storage):
     def _pull(self, rel: str) -> None:
         local = self.work / "db" / rel
         local.parent.mkdir(parents=True, exist_ok=True)
-        obj = self._get(self.key(rel))
-        if obj is None:
-            local.unlink(missing_ok=True)
-            self._pulled[rel] = None
-            return
-        if self._pulled.get(rel) == obj["ETag"] and local.exists():
-            obj["Body"].close()
-            return
-        tmp = local.with_name(local.name + ".pull")
-        with open(tmp, "wb") as fh:
-            for chunk in obj["Body"].iter_chunks(_CHUNK):
-                fh.write(chunk)
-        os.replace(tmp, local)
-        self._pulled[rel] = obj["ETag"]
+        with self._transfers:
+            obj = self._get(self.key(rel))
+            if obj is None:
+                local.unlink(missing_ok=True)
+                self._pulled[rel] = None
+                return
+            if self._pulled.get(rel) == obj["ETag"] and local.exists():
+                obj["Body"].close()
+                return
+            tmp = local.with_name(local.name + ".pull")
+            with open(tmp, "wb") as fh:
+                for chunk in obj["Body"].iter_chunks(_CHUNK):
+                    fh.write(chunk)
+            os.replace(tmp, local)
+            self._pulled[rel] = obj["ETag"]
 
     def local_dir(self, rel: str) -> Path:
         return self.work / rel
@@ -381,18 +404,28 @@ class S3Storage(Storage):
             self._pull(rel)
 
     def push(self, rel: str) -> None:
-        local = self.work / "db" / rel if rel in self._pulled else self.work / rel
-        if not local.exists():
-            return
-        try:
-            with open(local, "rb") as fh:
-                out = self._call(f"write {self.uri(rel)}", self.client.put_object, Key=self.key(rel), Body=fh)
-        except BaseException:
-            if rel in self._pulled:
-                self._pulled[rel] = ""  # the local copy is ahead of the lake: the next refresh replaces it
-            raise
-        if rel in self._pulled:
-            self._pulled[rel] = out["ETag"]
+        """Publish ``rel``: a database as a consistent snapshot, uploads one at a time in the order
+        their snapshots were taken; refused once the lake lock this storage held was taken over."""
+        database = rel in self._pulled
+        local = self.work / "db" / rel if database else self.work / rel
+        with self._transfers:
+            if not local.exists():
+                return
+            if self._beat is not None and self._beat.lost is not None:
+                raise _taken_over(self.uri(LOCK), self._beat.lost)
+            source = _snapshot(local, local.with_name(local.name + ".push")) if database else local
+            try:
+                with open(source, "rb") as fh:
+                    out = self._call(f"write {self.uri(rel)}", self.client.put_object, Key=self.key(rel), Body=fh)
+            except BaseException:
+                if database:
+                    self._pulled[rel] = ""  # the local copy is ahead of the lake: the next refresh replaces it
+                raise
+            finally:
+                if database:
+                    source.unlink(missing_ok=True)
+            if database:
+                self._pulled[rel] = out["ETag"]
 
     def read_text(self, rel: str) -> str | None:
         obj = self._get(self.key(rel))
@@ -420,9 +453,10 @@ class S3Storage(Storage):
             digest.update(chunk)
         return digest.hexdigest()
 
-    def put_file(self, source: Path, rel: str, sha256: str) -> None:
-        # Upload from a local copy hashed first, so what lands is what was checked.
-        staged = self.work / "upload" / f"{os.getpid()}-{Path(rel).name}"
+    def put_file(self, source: Path, rel: str, sha256: str, mode: int = 0o444) -> None:
+        # Objects have no permission bits: ``mode`` does not apply. Upload from a local copy
+        # hashed first, so what lands is what was checked.
+        staged = self.work / "upload" / f"{os.getpid()}-{sha256[:16]}"  # short: the name may be near the limit
         staged.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, staged)
         try:
@@ -472,32 +506,55 @@ class S3Storage(Storage):
 
     @contextlib.contextmanager
     def lock(self, *, wait: bool = False) -> Iterator[None]:
-        key = self.key("_state/lock")
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
-        while not self._try_lock(key, me):
-            holder = self._get(key)
-            info = json.loads(holder["Body"].read() or b"{}") if holder else {}
-            if holder is not None and _abandoned(info, self.STALE_SECONDS):
-                self._call("release a stale lock", self.client.delete_object, Key=key)
-                continue
-            if not wait:
-                raise _busy(f"pid {info.get('pid', '?')} on {info.get('host', '?')}")
-            time.sleep(self.POLL_SECONDS)
+        """The lock object ``_state/lock``, kept alive by a heartbeat thread while held (see the module)."""
+        key = self.key(LOCK)
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(),
+              "token": secrets.token_hex(8)}
+        etag = self._take_lock(key, me, wait)
+        beat = _LockBeat(self, key, me, etag)
+        self._beat = beat
+        beat.start()
         try:
             self.refresh()
             yield
         finally:
-            with contextlib.suppress(Exception):
-                self.client.delete_object(Bucket=self.bucket, Key=key)
+            beat.stop()  # no rewrite may land after the release below
+            self._beat = None
+            if beat.lost is None:
+                with contextlib.suppress(Exception):
+                    self.client.delete_object(Bucket=self.bucket, Key=key)
 
-    def _try_lock(self, key: str, me: dict) -> bool:
+    def _take_lock(self, key: str, me: dict, wait: bool) -> str:
+        """The ETag of the lock object once it is ours: created, or taken over from a stale holder."""
+        while True:
+            etag = self._put_lock(key, me, IfNoneMatch="*")
+            if etag is not None:
+                return etag
+            holder = self._get(key)
+            if holder is None:  # released in between
+                continue
+            info, age = _holder(holder)
+            if _abandoned(info, age, self.stale_seconds):
+                # Conditional on the stale version: of two takers, only the first rewrite matches.
+                etag = self._put_lock(key, me, IfMatch=holder["ETag"])
+                if etag is not None:
+                    return etag
+                continue
+            if not wait:
+                raise _busy(_describe(info, age))
+            time.sleep(self.POLL_SECONDS)
+
+    def _put_lock(self, key: str, body: dict, **condition: str) -> str | None:
+        """Write the lock object if ``condition`` holds; its new ETag, or None if the condition failed."""
         try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(me).encode(), IfNoneMatch="*")
-            return True
+            out = self.client.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(body).encode(), **condition)
         except Exception as exc:
-            if _status(exc) in (409, 412):
-                return False
-            raise _s3_error(exc, f"take the lock {self.uri('_state/lock')}") from exc
+            # 412: the condition failed; 409: a concurrent conditional write won; NoSuchKey: If-Match
+            # on an object deleted in between.
+            if _status(exc) in (409, 412) or _code(exc) == "NoSuchKey":
+                return None
+            raise _s3_error(exc, f"take the lock {self.uri(LOCK)}") from exc
+        return out["ETag"]
 
     def iceberg_properties(self) -> dict[str, str]:
         props = {}
@@ -518,9 +575,71 @@ class S3Storage(Storage):
         con.register_filesystem(_S3(self.arrow_fs))
 
 
-def _abandoned(info: dict, stale_seconds: float) -> bool:
-    """A lock whose holder is a dead process on this host, or that is older than ``stale_seconds``."""
-    if time.time() - float(info.get("since", 0)) > stale_seconds:
+class _LockBeat:
+    """Rewrites the held lock object every ``heartbeat_seconds``, each time conditional on it being
+    the version last written (``If-Match``). A failed condition means another run took the lock
+    over: :attr:`lost` then holds the new holder's description and the beats stop. A rewrite that
+    fails otherwise (network trouble) is tried again at the next beat."""
+
+    def __init__(self, storage: S3Storage, key: str, body: dict, etag: str) -> None:
+        self.storage, self.key, self.body, self.etag = storage, key, body, etag
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lake lock heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        client, bucket = self.storage.client, self.storage.bucket
+        while not self._stop.wait(self.storage.heartbeat_seconds):
+            body = json.dumps({**self.body, "beat": time.time()}).encode()
+            try:
+                self.etag = client.put_object(Bucket=bucket, Key=self.key, Body=body, IfMatch=self.etag)["ETag"]
+            except Exception as exc:
+                if _status(exc) == 412 or _code(exc) == "NoSuchKey":
+                    self.lost = self._holder()
+                    return
+
+    def _holder(self) -> str:
+        with contextlib.suppress(Exception):
+            holder = self.storage._get(self.key)
+            if holder is not None:
+                return _describe(*_holder(holder))
+        return "another run"
+
+
+def _holder(obj: dict) -> tuple[dict, float]:
+    """The lock object's content and its age in seconds, by the object store's clock (its ``Date``
+    header against ``LastModified``: no skew between hosts, one-second resolution)."""
+    try:
+        info = json.loads(obj["Body"].read() or b"{}")
+    except ValueError:
+        info = {}
+    if not isinstance(info, dict):
+        info = {}
+    now = dt.datetime.now(dt.UTC)
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        now = email.utils.parsedate_to_datetime(obj["ResponseMetadata"]["HTTPHeaders"]["date"])
+    modified = obj.get("LastModified") or now
+    return info, (_aware(now) - _aware(modified)).total_seconds()
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def _describe(info: dict, age: float) -> str:
+    return f"pid {info.get('pid', '?')} on {info.get('host', '?')} (lock last refreshed {max(age, 0):.0f}s ago)"
+
+
+def _abandoned(info: dict, age: float, stale_seconds: float) -> bool:
+    """A lock not rewritten for ``stale_seconds``, or whose holder is a dead process on this host."""
+    if age > stale_seconds:
         return True
     if info.get("host") != socket.gethostname():
         return False
@@ -531,9 +650,30 @@ def _abandoned(info: dict, stale_seconds: float) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except (PermissionError, ValueError):
+    except (PermissionError, ValueError, TypeError, OverflowError):
         return False
     return False
+
+
+def _taken_over(lock: str, holder: str) -> LakeError:
+    return LakeError(
+        f"the lake lock {lock} was taken over by {holder}: this run's heartbeats did not reach the"
+        " object store in time, so it stops without publishing more",
+        hint="check the connection to the object store (or raise lake.s3.lock_stale_seconds), then run again",
+    )
+
+
+def _snapshot(db: Path, target: Path) -> Path:
+    """A consistent copy of the SQLite database ``db`` at ``target``, taken with SQLite's backup API
+    under a read lock (a plain file copy could catch a transaction half-written)."""
+    target.unlink(missing_ok=True)
+    src, dst = sqlite3.connect(db, timeout=30), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    return target
 
 
 def _status(exc: Exception) -> int | None:
@@ -541,9 +681,45 @@ def _status(exc: Exception) -> int | None:
     return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
+def _code(exc: BaseException) -> str | None:
+    """The S3 error code of a botocore ``ClientError`` (``NoSuchKey``, ``AccessDenied``...)."""
+    return (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+
+
+#: botocore's errors for credentials that are missing or cannot be loaded (raised before any request).
+_MISSING_CREDENTIALS = frozenset({
+    "NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError", "ProfileNotFound",
+    "NoAuthTokenError", "TokenRetrievalError", "UnauthorizedSSOTokenError", "SSOTokenLoadError",
+})
+#: S3's error codes for credentials it refuses.
+_REFUSED_CREDENTIALS = frozenset({
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken", "InvalidToken",
+    "TokenRefreshRequired", "InvalidClientTokenId", "ExpiredTokenException",
+})
+_CREDENTIALS_HINT = (
+    "provide AWS credentials allowed to use the bucket: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    " (plus AWS_SESSION_TOKEN for temporary ones), AWS_PROFILE naming a profile of ~/.aws/credentials,"
+    " or an instance role; `aws sts get-caller-identity` shows which identity is used"
+)
+
+
+def credentials_problem(exc: BaseException) -> str | None:
+    """Why ``exc`` (a boto3/botocore error) is a credentials problem, or None if it is not one.
+
+    Missing, malformed, expired or refused credentials: permanent, retrying cannot help."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & _MISSING_CREDENTIALS:
+        return "no usable AWS credentials"
+    code = _code(exc)
+    if code in _REFUSED_CREDENTIALS:
+        return f"the object store refused the credentials ({code})"
+    return None
+
+
 def _s3_error(exc: Exception, what: str) -> LakeError | LakeUnavailableError:
-    if (known := from_aws_error(exc, what)) is not None:
-        return known
+    problem = credentials_problem(exc)
+    if problem is not None:
+        return LakeError(f"cannot {what}: {problem}: {exc}", hint=_CREDENTIALS_HINT)
     status = _status(exc)
     message = f"cannot {what}: {exc}"
     hint = "check the bucket, lake.s3.endpoint_url and the AWS credentials (environment or ~/.aws)"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from retail_etl.redact import mask_secrets, redact
 
 QUARANTINE_RATE_WARN = "quarantine_rate_warn"
 STEP_FAILED = "step_failed"
@@ -32,6 +35,13 @@ class Alert:
     @property
     def key(self) -> tuple[str, str, str, str]:
         return (self.kind, self.job, self.rule, self.partition)
+
+    def redacted(self) -> Alert:
+        """This alert with credentials inside URLs masked in every text (error messages included)."""
+        return dataclasses.replace(
+            self, job=mask_secrets(self.job), rule=mask_secrets(self.rule), partition=mask_secrets(self.partition),
+            title=mask_secrets(self.title), message=mask_secrets(self.message), details=redact(dict(self.details)),
+        )
 
     def payload(self, sent_at: str) -> dict[str, Any]:
         """The JSON document webhooks and SNS receive."""

@@ -1,26 +1,27 @@
 """Notification channels: console, webhook (JSON or Slack), e-mail over SMTP, AWS SNS.
 
 A channel's ``send`` raises on failure; the :class:`~retail_etl.notify.notifier.Notifier` logs it and
-carries on. Secrets (webhook URLs, SMTP credentials) are read from environment variables at send time.
+carries on. Secrets (webhook URLs, SMTP credentials) are read from environment variables at send time,
+and failure messages never contain them: a URL is named by its scheme and host only, with any
+credentials masked.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
-import smtplib
-import ssl
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
-from typing import Any, Literal, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO
 
 from retail_etl.errors import RetailEtlError
 from retail_etl.notify.alert import Alert, slack_payload
+from retail_etl.redact import mask_secrets
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 
 class NotificationError(RetailEtlError):
@@ -82,23 +83,45 @@ class WebhookChannel:
         self.env = os.environ if env is None else env
 
     def send(self, alert: Alert, sent_at: str) -> None:
-        url = self.url or _env(self.env, self.url_env or "")
+        import urllib.error
+        import urllib.request
+
+        url, auth = _split_credentials(self.url or _env(self.env, self.url_env or ""))
         body = slack_payload(alert, sent_at) if self.payload == "slack" else alert.payload(sent_at)
-        headers = {"Content-Type": "application/json", "User-Agent": "retail-etl", **self.headers}
+        headers = {"Content-Type": "application/json", "User-Agent": "retail-etl", **auth, **self.headers}
         headers.update({header: _env(self.env, var) for header, var in self.headers_env.items()})
         request = urllib.request.Request(
             url, data=json.dumps(body, default=str).encode(), headers=headers, method="POST"
         )
-        # The URL may carry a secret (Slack): messages name only its scheme and host.
-        parts = urllib.parse.urlsplit(url)
-        where = f"{parts.scheme}://{parts.netloc}/..."
+        where = _where(url)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 response.read()
         except urllib.error.HTTPError as exc:
-            raise NotificationError(f"{where} answered HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise NotificationError(f"cannot reach {where}: {getattr(exc, 'reason', exc)}") from None
+            raise NotificationError(mask_secrets(f"{where} answered HTTP {exc.code} {exc.reason}")) from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise NotificationError(mask_secrets(f"cannot reach {where}: {reason}")) from None
+
+
+def _split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """``https://user:password@host/x`` -> (``https://host/x``, a Basic ``Authorization`` header):
+    urllib would take the credentials for part of the host name."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, {}
+    user = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {"Authorization": f"Basic {token}"}
+
+
+def _where(url: str) -> str:
+    """``scheme://host:port/...``: the path and query may carry a secret (Slack), and so may the
+    user and password before the host, which are masked."""
+    parts = urllib.parse.urlsplit(url)
+    return mask_secrets(f"{parts.scheme}://{parts.netloc}/...")
 
 
 class EmailChannel:
@@ -132,6 +155,9 @@ class EmailChannel:
         self.env = os.environ if env is None else env
 
     def message(self, alert: Alert, sent_at: str) -> EmailMessage:
+        from email.message import EmailMessage
+        from email.utils import formatdate, make_msgid
+
         msg = EmailMessage()
         msg["Subject"] = f"[retail-etl] {alert.severity.upper()}: {alert.title or alert.kind}"
         msg["From"] = self.sender
@@ -143,6 +169,9 @@ class EmailChannel:
         return msg
 
     def send(self, alert: Alert, sent_at: str) -> None:
+        import smtplib
+        import ssl
+
         msg = self.message(alert, sent_at)
         context = ssl.create_default_context()
         try:
@@ -157,7 +186,7 @@ class EmailChannel:
                     smtp.login(_env(self.env, self.username_env), _env(self.env, self.password_env or ""))
                 smtp.send_message(msg)
         except (smtplib.SMTPException, OSError) as exc:
-            raise NotificationError(f"SMTP {self.host}:{self.port}: {exc}") from None
+            raise NotificationError(mask_secrets(f"SMTP {self.host}:{self.port}: {exc}")) from None
 
 
 class SnsChannel:

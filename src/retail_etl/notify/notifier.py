@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from retail_etl.notify.alert import Alert
 from retail_etl.notify.channels import Channel
+from retail_etl.redact import mask_secrets
 from retail_etl.workflow.state import WorkflowState, iso, utcnow
 
 log = logging.getLogger("retail_etl.notify")
@@ -57,12 +58,14 @@ class Notifier:
             delivery.suppressed = True
             return delivery
         sent_at = iso(now)
+        outgoing = alert.redacted()
         for channel in self.channels:
             try:
-                channel.send(alert, sent_at)
+                channel.send(outgoing, sent_at)
             except Exception as exc:  # a channel must never break the run
-                delivery.failed[channel.name] = f"{type(exc).__name__}: {exc}"
-                log.warning("notification channel %s failed for %s: %s", channel.name, alert.kind, exc)
+                error = mask_secrets(f"{type(exc).__name__}: {exc}")
+                delivery.failed[channel.name] = error
+                log.warning("notification channel %s failed for %s: %s", channel.name, alert.kind, error)
             else:
                 delivery.sent.append(channel.name)
         if delivery.sent:

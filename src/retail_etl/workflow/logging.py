@@ -1,7 +1,9 @@
 """Execution logs: every event as a JSON line in ``<logs>/<execution_id>.jsonl``, and on a stream as
 plain lines (for a terminal) or JSON lines (``--log-format json``, for log shippers).
 
-A JSON line is ``{"time", "level", "execution_id", "step", "event", ...fields}``.
+A JSON line is ``{"time", "level", "execution_id", "step", "event", ...fields}``. Credentials inside
+URLs are masked before anything is written (:func:`retail_etl.redact.redact`), and every line is safe
+on a terminal: JSON escapes control characters, plain lines show them escaped.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from retail_etl.redact import escape_control, escape_json_controls, mask_secrets, redact
 from retail_etl.workflow.state import iso, utcnow
 
 LogFormat = Literal["text", "json"]
@@ -27,13 +30,14 @@ def format_text(record: dict[str, Any]) -> str:
         f"{k}={_text_value(v)}" for k, v in record.items()
         if k not in ("time", "level", "execution_id", "step", "event") and v is not None
     )
-    return f"{time} {level:<7} {step:<12} {record.get('event', '')}" + (f" {fields}" if fields else "")
+    line = f"{time} {level:<7} {step:<12} {record.get('event', '')}" + (f" {fields}" if fields else "")
+    return escape_control(line)
 
 
 def _text_value(value: Any) -> str:
-    if isinstance(value, str):
-        return value if value and not any(c.isspace() or c in "\"=" for c in value) else json.dumps(value)
-    return json.dumps(value, default=str, ensure_ascii=False)
+    if isinstance(value, str) and value and not any(c.isspace() or c in "\"=" or not c.isprintable() for c in value):
+        return value
+    return escape_json_controls(json.dumps(value, default=str, ensure_ascii=False))
 
 
 class ExecutionLog:
@@ -61,9 +65,9 @@ class ExecutionLog:
             self._file = file.open("a", encoding="utf-8", buffering=1)
 
     def __call__(self, event: str, *, step: str | None = None, level: str = "info", **fields: Any) -> None:
-        record = {"time": iso(self.wall()), "level": level, "execution_id": self.execution_id, "step": step,
-                  "event": event, **fields}
-        line = json.dumps(record, default=str, ensure_ascii=False)
+        record = redact({"time": iso(self.wall()), "level": level, "execution_id": self.execution_id,
+                         "step": step, "event": event, **fields})
+        line = mask_secrets(escape_json_controls(json.dumps(record, default=str, ensure_ascii=False)))
         if self._file is not None:
             self._file.write(line + "\n")
         if self.stream is not None:
@@ -95,14 +99,15 @@ class LogSettings:
 
 
 def read_log(text: str, format: LogFormat = "text") -> Iterator[str]:
-    """The lines of a log file's ``text`` as written (``json``) or rendered as plain lines (``text``)."""
-    for line in text.splitlines():
+    """The lines of a log file's ``text`` as written (``json``) or rendered as plain lines (``text``),
+    with secrets masked and control characters escaped (logs written by older versions included)."""
+    for line in text.split("\n"):  # not splitlines(): JSON may hold U+2028 and other breaks
         if not line:
             continue
         if format == "json":
-            yield line
+            yield mask_secrets(escape_json_controls(line))
             continue
         try:
-            yield format_text(json.loads(line))
+            yield format_text(redact(json.loads(line)))
         except json.JSONDecodeError:  # a line cut short by a killed process
-            yield line
+            yield escape_control(mask_secrets(line))

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
-from retail_etl.errors import PermanentError, note_step
+from retail_etl.errors import PermanentError, RetailEtlError, note_step
 from retail_etl.lake.storage import LOGS_DIR, STATE_DB, Storage, open_storage
 from retail_etl.notify.alert import CIRCUIT_OPEN, STEP_FAILED, SUCCESS_SUMMARY, Alert
 from retail_etl.workflow.circuit import CircuitBreaker
@@ -386,7 +386,8 @@ class _Heartbeat:
     def _beat(self) -> None:
         assert self.interval is not None
         while not self._stop.wait(self.interval):
-            with contextlib.suppress(sqlite3.Error):
+            # A beat that cannot be written or published (an S3 lake offline) is the next one's to do.
+            with contextlib.suppress(sqlite3.Error, RetailEtlError):
                 self.state.heartbeat(self.execution_id, self.now())
 
     def __enter__(self) -> _Heartbeat:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from retail_etl.errors import PermanentError
+from retail_etl.redact import redact
 
 RUNNING, SUCCEEDED, FAILED, ABORTED, SKIPPED = "RUNNING", "SUCCEEDED", "FAILED", "ABORTED", "SKIPPED"
 STATUSES = (RUNNING, SUCCEEDED, FAILED, ABORTED)
@@ -231,7 +232,7 @@ class WorkflowState:
         with self._db(write=True) as con:
             con.execute(
                 "UPDATE executions SET status = ?, ended_at = ?, error = ?, cause = ? WHERE id = ?",
-                (status, iso(ended_at), error, cause, execution_id),
+                (status, iso(ended_at), redact(error), redact(cause), execution_id),
             )
             if status == ABORTED:
                 con.execute(
@@ -326,8 +327,8 @@ class WorkflowState:
                 "UPDATE step_runs SET status = ?, ended_at = ?, duration_s = ?, rows_in = ?, rows_out = ?,"
                 " rows_quarantined = ?, error = ?, cause = ?, details = ?"
                 " WHERE execution_id = ? AND step = ? AND attempt = ?",
-                (status, iso(ended_at), duration_s, rows_in, rows_out, rows_quarantined, error, cause,
-                 _dumps(details or {}), execution_id, step, attempt),
+                (status, iso(ended_at), duration_s, rows_in, rows_out, rows_quarantined,
+                 redact(error), redact(cause), _dumps(details or {}), execution_id, step, attempt),
             )
 
     def skip_step(self, execution_id: str, done: StepRun, at: dt.datetime) -> None:
@@ -379,7 +380,7 @@ class WorkflowState:
         with self._db(write=True) as con:
             con.execute(
                 "INSERT OR REPLACE INTO workflow_circuit VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (workflow, row["state"], row["failures"], row["opened_at"], row["last_error"],
+                (workflow, row["state"], row["failures"], row["opened_at"], redact(row["last_error"]),
                  row["last_execution"], row["trial_execution"]),
             )
 
@@ -416,7 +417,7 @@ class WorkflowState:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=str, ensure_ascii=False, sort_keys=True)
+    return json.dumps(redact(value), default=str, ensure_ascii=False, sort_keys=True)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -151,3 +151,97 @@ def test_circuit_status_and_reset(project: Path) -> None:
 def test_help(app: typer.Typer) -> None:
     out = _invoke(app, "--help")
     assert "Usage" in out
+
+
+def test_runs_list_as_json_and_csv(project: Path) -> None:
+    import csv
+    import io
+
+    ok, failed = _fill(project)
+    rows = json.loads(_invoke(runs_app, "list", "--format", "json", "-c", str(project)))
+    assert [r["id"] for r in rows] == [failed, ok]
+    assert list(rows[0]) == ["id", "workflow", "status", "started_at", "ended_at", "duration_s", "error", "cause",
+                             "resumed_from"]
+    assert rows[0]["status"] == "FAILED" and rows[0]["error"] == "QualityGateError"
+    assert rows[0]["cause"] == "RowCount > 0 failed" and rows[1]["error"] is None and rows[1]["resumed_from"] is None
+    table = list(csv.reader(io.StringIO(_invoke(runs_app, "list", "--format", "csv", "-c", str(project)))))
+    assert table[0][:3] == ["id", "workflow", "status"] and [r[0] for r in table[1:]] == [failed, ok]
+    assert table[2][6] == ""  # NULL is an empty field
+    bad = cli.invoke(runs_app, ["list", "--format", "xml", "-c", str(project)])
+    assert bad.exit_code == 2 and "choose table, csv, json" in bad.output
+
+
+def test_runs_list_json_without_any_execution(project: Path) -> None:
+    assert json.loads(_invoke(runs_app, "list", "--format", "json", "-c", str(project))) == []
+    assert _invoke(runs_app, "list", "--format", "csv", "-c", str(project)).splitlines()[0].startswith("id,")
+
+
+def test_runs_show_as_json_and_csv(project: Path) -> None:
+    import csv
+    import io
+
+    _, failed = _fill(project)
+    doc = json.loads(_invoke(runs_app, "show", failed, "--events", "--format", "json", "-c", str(project)))
+    assert doc["id"] == failed and doc["status"] == "FAILED" and doc["input"] == {"date": "2023-01-16"}
+    assert [(s["step"], s["attempt"], s["status"]) for s in doc["steps"]] == [
+        ("validate", 1, "SUCCEEDED"), ("transform", 1, "FAILED"), ("transform", 2, "FAILED")]
+    assert doc["steps"][0]["rows_in"] == 10 and doc["steps"][2]["delay_before_s"] == 2.0
+    assert doc["events"][0]["type"] == "ExecutionStarted" and doc["events"][-1]["type"] == "ExecutionFailed"
+    steps = list(csv.DictReader(io.StringIO(_invoke(runs_app, "show", failed, "--format", "csv", "-c",
+                                                    str(project)))))
+    assert [(s["step"], s["attempt"], s["rows_out"]) for s in steps] == [
+        ("validate", "1", "9"), ("transform", "1", ""), ("transform", "2", "")]
+    assert steps[1]["cause"] == "the lake is in use by pid 7"
+    events = list(csv.DictReader(io.StringIO(_invoke(runs_app, "show", failed, "--events", "--format", "csv",
+                                                     "-c", str(project)))))
+    assert [e["seq"] for e in events] == [str(i) for i in range(1, len(events) + 1)] and len(events) == len(
+        doc["events"])
+
+
+def test_circuit_status_as_json_and_csv(project: Path) -> None:
+    import csv
+    import io
+
+    _fill(project)
+    doc = json.loads(_invoke(circuit_app, "status", "--format", "json", "-c", str(project)))
+    assert doc["state"] == "CLOSED" and doc["failures"] == 1 and doc["failure_threshold"] == 2
+    assert doc["enabled"] is True and doc["opened_at"] is None and "QualityGateError" in doc["last_error"]
+    rows = list(csv.DictReader(io.StringIO(_invoke(circuit_app, "status", "--format", "csv", "-c", str(project)))))
+    assert len(rows) == 1 and rows[0]["state"] == "CLOSED" and rows[0]["opened_at"] == ""
+
+
+def test_listings_show_data_verbatim(project: Path) -> None:
+    """An error text holding markup, an emoji code and an escape sequence is shown as written."""
+    time = _now()
+    hostile = "[bold red]boom[/] :thumbs_up: \x1b]0;pwned\x07 done"
+    runner = runner_from_config(load_config(project), {"validate": Script(ValueError(hostile)),
+                                                       "transform": Script(), "analytics": Script()},
+                                clock=time.clock, sleep=time.sleep, wall=time.wall, heartbeat_seconds=None)
+    execution = runner.start()
+    shown = "[bold red]boom[/] :thumbs_up: \\x1b]0;pwned\\x07 done"
+    for out in (_invoke(runs_app, "show", execution.id, "-c", str(project)),
+                _invoke(circuit_app, "status", "-c", str(project))):
+        assert shown in out and "\x1b" not in out and "👍" not in out
+    listing = _invoke(runs_app, "list", "-c", str(project))
+    assert execution.id in listing and "\x1b" not in listing
+    doc = json.loads(_invoke(runs_app, "show", execution.id, "--format", "json", "-c", str(project)))
+    assert doc["cause"] == hostile  # JSON keeps the data itself
+
+
+def test_long_cells_are_never_cut_when_piped(project: Path) -> None:
+    time = _now()
+    long = "x" * 300 + "-END"
+    runner = runner_from_config(load_config(project), {"validate": Script(ValueError(long)),
+                                                       "transform": Script(), "analytics": Script()},
+                                clock=time.clock, sleep=time.sleep, wall=time.wall, heartbeat_seconds=None)
+    execution = runner.start()
+    result = cli.invoke(runs_app, ["show", execution.id, "-c", str(project)], env={"COLUMNS": "40"})
+    assert result.exit_code == 0 and long in result.output and "…" not in result.output
+
+
+def test_listings_of_a_lake_that_never_ran_create_nothing(project: Path, workdir: Path) -> None:
+    assert "no executions yet" in _invoke(runs_app, "list", "-c", str(project))
+    out = _invoke(circuit_app, "status", "-c", str(project))
+    assert "CLOSED" in out.split() and "0 consecutive (opens at 2)" in out
+    assert json.loads(_invoke(circuit_app, "status", "--format", "json", "-c", str(project)))["failures"] == 0
+    assert not (workdir / "lake").exists()
