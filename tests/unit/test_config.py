@@ -115,8 +115,16 @@ def test_invalid_yaml(tmp_path: Path) -> None:
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no retail-etl.yaml found"):
+    with pytest.raises(ConfigError, match="retail-etl.yaml does not exist"):
         load_config(tmp_path, env={})
+
+
+def test_a_named_config_that_does_not_exist_never_falls_back_to_a_parent(scaffold_config: Path) -> None:
+    inner = scaffold_config.parent / "inner"
+    inner.mkdir()
+    for named in (inner / "missing.yaml", inner):
+        with pytest.raises(ConfigError, match=f"{named}.* does not exist|{named} does not exist"):
+            load_config(named, env={})
 
 
 def test_unbalanced_derived_expression(scaffold_config: Path) -> None:

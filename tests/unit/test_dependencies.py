@@ -2,8 +2,8 @@
 
 Every import counts, including those inside functions and under ``TYPE_CHECKING``: a dependency
 hidden in a function is still a dependency. The parts are the package's subpackages and top-level
-modules, except that the configuration's schema (``config.model``, pure data that every part reads)
-is a part of its own: loading a configuration checks it against the rules and the source mappings
+modules, except that the configuration's schema (``config.model`` and ``config.states``, pure data
+that every part reads) is a part of its own: loading a configuration checks it against the rules and the source mappings
 (``config.loader``, ``config.checks``), which themselves read the schema.
 """
 
@@ -31,6 +31,8 @@ FORBIDDEN = {
 
 
 SCHEMA = "config.model"
+#: The modules of the schema part: the pydantic models and the pure rules they share with the workflow.
+SCHEMA_MODULES = ("model", "states")
 
 
 def _part(module: str) -> str | None:
@@ -38,7 +40,7 @@ def _part(module: str) -> str | None:
     names = module.split(".")
     if names[0] != "retail_etl" or len(names) < 2:
         return None
-    return SCHEMA if names[1:3] == SCHEMA.split(".") else names[1]
+    return SCHEMA if names[1] == "config" and names[2:3] and names[2] in SCHEMA_MODULES else names[1]
 
 
 def _module_name(path: Path, root: Path) -> str:

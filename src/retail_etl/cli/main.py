@@ -2,7 +2,8 @@
 
 Known errors become one line (plus a hint) and a conventional exit code; ``--debug`` shows
 the traceback. Exit codes: 0 ok, 1 error, 2 usage, 3 quality gate breached, 4 run refused because the
-circuit is open, 75 lake busy or another transient error that outlasted its retries (try again).
+circuit is open, 75 lake busy or another transient error that outlasted its retries (try again),
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,20 +15,27 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
+
+try:  # recent Typer vendors Click: its exceptions are not those of the click package
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older Typer
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from retail_etl.cli import bookmarks as bookmarks_cli
 from retail_etl.cli import catalog as catalog_cli
 from retail_etl.cli import circuit as circuit_cli
+from retail_etl.cli import doctor as doctor_cli
 from retail_etl.cli import runs as runs_cli
 from retail_etl.cli.output import RUN_FORMATS, print_run, print_table
-from retail_etl.errors import QualityGateError, RetailEtlError
+from retail_etl.errors import QualityGateError
 from retail_etl.workflow.circuit import CircuitOpenError
 
 EXIT_ERROR = 1
 EXIT_QUALITY = 3
 EXIT_CIRCUIT_OPEN = 4
 EXIT_TEMPFAIL = 75
+EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="retail-etl",
@@ -41,6 +49,7 @@ app.add_typer(runs_cli.app, name="runs")
 app.command("logs")(runs_cli.logs_command)
 app.add_typer(circuit_cli.circuit_app, name="circuit")
 app.add_typer(bookmarks_cli.app, name="bookmarks")
+app.command("doctor")(doctor_cli.doctor_command)
 console = Console()
 err = Console(stderr=True)
 
@@ -84,35 +93,36 @@ def _config(path: Path | None):
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
-    rows: Annotated[int, typer.Option(help="Sales lines in the sample data.")] = 10_000,
+    rows: Annotated[int, typer.Option(min=0, help="Sales lines in the sample data.")] = 10_000,
     force: Annotated[bool, typer.Option(help="Write into a folder that is not empty.")] = False,
 ) -> None:
     """Create a working project: config, sample sales and products, README."""
     from retail_etl.scaffold import create_project
 
     created = create_project(directory, rows=rows, force=force)
-    console.print(f"Created project in [bold]{directory}[/bold]:")
+    console.print(Text.assemble("Created project in ", (str(directory), "bold"), ":"))
     for path in created:
-        console.print(f"  {path.relative_to(directory)}")
-    console.print(f"\nNext: [bold]cd {directory} && retail-etl run[/bold]")
+        console.print(Text(f"  {path.relative_to(directory)}"))
+    console.print(Text.assemble("\nNext: ", (f"cd {directory} && retail-etl run", "bold")))
 
 
 @app.command("sample-data")
 def sample_data(
     out: Annotated[Path, typer.Option("--out", help="Folder to write sales.csv and products.csv to.")],
-    rows: Annotated[int, typer.Option("--rows", help="Sales lines to write.")] = 10_000,
-    days: Annotated[int, typer.Option("--days", help="Days of sales, starting at --start.")] = 30,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same bytes.")] = 42,
+    rows: Annotated[int, typer.Option("--rows", min=0, help="Sales lines to write.")] = 10_000,
+    days: Annotated[int, typer.Option("--days", min=1, help="Days of sales, starting at --start.")] = 30,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed: same seed, same bytes.")] = 42,
     dirty_rate: Annotated[float, typer.Option("--dirty-rate", help="Share of lines with realistic dirt.")] = 0.02,
     start: Annotated[str, typer.Option("--start", help="First sale date (YYYY-MM-DD).")] = "2024-01-01",
 ) -> None:
     """Generate realistic sales lines and a product master, with dirt at a chosen rate."""
     from rich.progress import Progress
 
+    from retail_etl.sample.dirt import MAX_DIRTY_SHARE
     from retail_etl.sample.generator import generate
 
-    if not 0 <= dirty_rate <= 1:
-        raise typer.BadParameter("must be between 0 and 1", param_hint="--dirty-rate")
+    if not 0 <= dirty_rate <= MAX_DIRTY_SHARE:
+        raise typer.BadParameter(f"must be between 0 and {MAX_DIRTY_SHARE:.3f}", param_hint="--dirty-rate")
     start_date = _day(start, "--start")
     with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task("generating", total=rows)
@@ -121,10 +131,10 @@ def sample_data(
             progress=lambda n: bar.update(task, completed=n),
         )
     dirt = sum(vars(data.dirt).values())
-    console.print(
+    console.print(Text(
         f"Wrote {data.rows:,} sales lines to {data.sales_path} ({dirt:,} dirty) "
         f"and {data.products:,} products to {data.products_path}"
-    )
+    ))
 
 
 @app.command()
@@ -286,17 +296,61 @@ def query(
 
 
 def main() -> None:
-    """Console-script entry point: usage errors are Click's (exit 2); known errors become one line."""
+    """Console-script entry point and the error boundary: every anticipated failure becomes one line
+    naming what failed and where, plus a hint, and its exit code; anything else one line asking for
+    ``--debug``. No traceback reaches the user without ``--debug``."""
+    debug = "--debug" in sys.argv[1:]
     try:
-        app()
-    except RetailEtlError as exc:
-        if _State.debug:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        code = EXIT_INTERRUPTED
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        code = exc.exit_code
+    except ClickException as exc:
+        command = exc.ctx.command_path if isinstance(exc, UsageError) and exc.ctx else "retail-etl"
+        _error(exc.format_message(), f"see `{command} --help`")
+        code = exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - the boundary: nothing escapes as a traceback
+        if debug or _State.debug:
             raise
-        err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False, soft_wrap=True)
-        if exc.hint:
-            err.print(f"  hint: {exc.hint}", highlight=False, markup=False, soft_wrap=True)
-        if isinstance(exc, QualityGateError):
-            sys.exit(EXIT_QUALITY)
-        if isinstance(exc, CircuitOpenError):
-            sys.exit(EXIT_CIRCUIT_OPEN)
-        sys.exit(EXIT_TEMPFAIL if exc.transient else EXIT_ERROR)
+        code = _report(exc)
+    if code == EXIT_INTERRUPTED:  # Typer turns Ctrl-C into this exit code, silently
+        _error("interrupted", "the lake is left as it was at its last commit; run again to continue")
+    sys.exit(code or 0)
+
+
+def _report(exc: Exception) -> int:
+    """Print ``exc`` as the user should see it; returns the exit code."""
+    from retail_etl.errors import translate
+
+    known = translate(exc)
+    if known is None:
+        _error(f"unexpected error: {type(exc).__name__}: {exc}; rerun with --debug for the traceback", None)
+        return EXIT_ERROR
+    step = known.step
+    where = f"step {step}: " if step and f"(step {step})" not in known.message else ""
+    _error(where + known.message, known.hint)
+    if isinstance(known, QualityGateError):
+        return EXIT_QUALITY
+    if isinstance(known, CircuitOpenError):
+        return EXIT_CIRCUIT_OPEN
+    return EXIT_TEMPFAIL if known.transient else EXIT_ERROR
+
+
+def _error(message: str, hint: str | None) -> None:
+    """``error: …`` and ``  hint: …`` on stderr, shown verbatim: no markup, control characters
+    escaped, credentials in URLs masked."""
+    from retail_etl.redact import escape_control, mask_secrets
+
+    def shown(text: str) -> str:
+        return escape_control(mask_secrets(text))
+
+    lines = message.splitlines() or [""]
+    text = Text("error: ", style="bold red")
+    text.append(shown(lines[0]))
+    for line in lines[1:]:
+        text.append("\n" + shown(line))
+    err.print(text, highlight=False, soft_wrap=True)
+    if hint:
+        err.print(Text(f"  hint: {shown(hint)}"), highlight=False, soft_wrap=True)

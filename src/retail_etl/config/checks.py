@@ -1,38 +1,183 @@
-"""Semantic checks run at load time, so bad configuration fails before any data is touched."""
+"""Semantic checks run at load time, so bad configuration fails before any data is touched.
+
+Every check runs, and all problems are reported together (as sqlglot's ``ErrorLevel.RAISE``
+collects its errors before raising): one run of ``retail-etl doctor`` or ``run`` shows everything
+to fix. A problem is a message, its key path in the file and a hint.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+import importlib.util
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from retail_etl.config.model import Config
-from retail_etl.errors import ConfigError
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import OptimizeError, SqlglotError
+
+from retail_etl.config.model import Config, SourceConfig
+from retail_etl.errors import ConfigError, MissingExtraError
+from retail_etl.model import ENTITIES
+
+# Directives DuckDB's strptime accepts (checked against DuckDB 2.0.1); Spark takes fewer (engines.sql).
+DUCKDB_DIRECTIVES = frozenset("aAbBcdfgGHIjmMnpSuUVwWxXyYzZT%h")
+PRIMARY = "primary"
+_LINEAGE = ("source_file", "source_line")
+
+
+@dataclass(frozen=True)
+class Problem:
+    message: str
+    path: tuple[str, ...]
+    hint: str | None = None
 
 
 def check_config(config: Config, file: Path, lines: Mapping[tuple[str, ...], int]) -> None:
-    """Plan every source's mapping and rules; re-raise problems with ``file:line: key`` locations."""
+    """Run every check; raise one :class:`ConfigError` listing all problems with ``file:line: key``."""
     from retail_etl.config.loader import locate
+
+    problems = list(config_problems(config))
+    if not problems:
+        return
+    if len(problems) == 1:
+        (p,) = problems
+        raise ConfigError(p.message, location=locate(file, lines, p.path), hint=p.hint)
+    text = "\n".join(
+        f"{locate(file, lines, p.path)}: {p.message}" + (f" (hint: {p.hint})" if p.hint else "") for p in problems
+    )
+    raise ConfigError(f"{len(problems)} problems in the configuration:\n{text}",
+                      hint="fix them all, then run again (`retail-etl doctor` checks without running)")
+
+
+def config_problems(config: Config) -> Iterator[Problem]:
+    """Every problem found in ``config`` without reading any data."""
     from retail_etl.quality.ruleset import RuleConfigError, source_rules
     from retail_etl.sources.mapping import MappingError, plan_source
 
     if not config.sources:
-        raise ConfigError("declare at least one source", location=locate(file, lines, ("sources",)))
+        yield Problem("declare at least one source", ("sources",))
     if len(config.sources_of("products")) > 1:
-        raise ConfigError("declare at most one products source", location=locate(file, lines, ("sources",)))
+        yield Problem("declare at most one products source", ("sources",))
     for name, source in config.sources.items():
+        where = ("sources", name)
         try:
             plan_source(name, source)
+        except MappingError as exc:
+            yield Problem(exc.message, (*where, *exc.path), exc.hint)
+        yield from (Problem(p.message, (*where, *p.path), p.hint) for p in _format_problems(source, config))
+        try:
             rules = source_rules(source)
-        except (MappingError, RuleConfigError) as exc:
-            raise ConfigError(
-                exc.message, location=locate(file, lines, ("sources", name, *exc.path)), hint=exc.hint
-            ) from None
+        except RuleConfigError as exc:
+            yield Problem(exc.message, (*where, *exc.path), exc.hint)
+            continue
         for index, rule in enumerate(rules):
+            rule_path = (*where, "rules", str(index))
             table = getattr(rule.rule, "ref_table", None)
-            if table is not None:
-                if not config.sources_of(table):
-                    raise ConfigError(
-                        f"rule {rule.rule.text!r} refers to {table!r}, but no source has entity: {table}",
-                        location=locate(file, lines, ("sources", name, "rules", str(index))),
-                        hint="declare the reference source (e.g. products) or remove the rule",
-                    )
+            if table is not None and not config.sources_of(table):
+                yield Problem(f"rule {rule.rule.text!r} refers to {table!r}, but no source has entity: {table}",
+                              rule_path, "declare the reference source (e.g. products) or remove the rule")
+            sql = getattr(rule.rule, "sql", None)
+            if sql is not None:
+                for message, hint in custom_sql_problems(sql, source, config):
+                    yield Problem(f"rule {rule.rule.text!r}: {message}", rule_path, hint)
+    yield from extras_problems(config)
+
+
+# -- date and timestamp formats -------------------------------------------------------------------
+
+
+def _format_problems(source: SourceConfig, config: Config) -> Iterator[Problem]:
+    for canonical, spec in source.columns.items():
+        fmt = getattr(spec, "format", None)
+        if fmt is None:
+            continue
+        path = ("columns", canonical, "format")
+        bad = [d for d in re.findall(r"%-?(.)", fmt) if d not in DUCKDB_DIRECTIVES]
+        if bad:
+            yield Problem(f"date format {fmt!r}: %{bad[0]} is not a strptime directive",
+                          path, "use directives such as %Y %m %d %H %M %S %f (see DuckDB's strptime)")
+        elif config.engine.name == "spark":
+            from retail_etl.engines.sql import strptime_pattern
+
+            try:
+                strptime_pattern(fmt)
+            except ConfigError as exc:
+                yield Problem(exc.message, path, exc.hint)
+
+
+# -- CustomSql: a single SELECT over `primary` (and the reference tables) and known columns -------
+
+
+def custom_sql_problems(sql: str, source: SourceConfig, config: Config) -> list[tuple[str, str]]:
+    """``(message, hint)`` for each table or column of a ``CustomSql`` query that the run would not
+    have: the query sees ``primary`` (the source's canonical rows with ``source_file`` and
+    ``source_line``) and, for sales, ``products`` when a products source is declared."""
+    from sqlglot.optimizer.qualify import qualify
+
+    schema = _custom_sql_schema(source, config)
+    try:
+        query = sqlglot.parse_one(sql, read="duckdb")
+    except SqlglotError:
+        return []  # the rule compiler reports unparsable SQL with its own message
+    ctes = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
+    problems = []
+    for table in query.find_all(exp.Table):
+        name = table.name.lower()
+        if name in ctes:
+            continue
+        if table.db or name not in schema:
+            full = ".".join(p for p in (table.db, table.name) if p)
+            close = difflib.get_close_matches(name, list(schema), n=1)
+            problems.append((
+                f"the query reads {full!r}, which a CustomSql rule cannot read",
+                (f"did you mean {close[0]!r}? " if close else "") + f"it may read {', '.join(sorted(schema))}",
+            ))
+    if problems:
+        return problems
+    try:
+        qualify(query, schema=schema, dialect="duckdb", validate_qualify_columns=True,
+                quote_identifiers=False)
+    except OptimizeError as exc:
+        column = re.search(r"Column '([^']+)'", str(exc))
+        name = column.group(1) if column else None
+        names = sorted({c for cols in schema.values() for c in cols})
+        close = difflib.get_close_matches(name, names, n=1) if name else []
+        what = f"column {name!r} is not in its tables" if name else f"the query does not resolve: {exc}"
+        problems.append((what, (f"did you mean {close[0]!r}? " if close else "")
+                         + f"{PRIMARY} has the canonical {source.entity} columns and {', '.join(_LINEAGE)}"))
+    return problems
+
+
+def _custom_sql_schema(source: SourceConfig, config: Config) -> dict[str, dict[str, str]]:
+    entity = ENTITIES[source.entity]
+    schema = {PRIMARY: {**{c.name: c.type for c in entity.columns}, "source_file": "VARCHAR",
+                        "source_line": "BIGINT"}}
+    if source.entity == "sales" and config.sources_of("products"):
+        schema["products"] = {c.name: c.type for c in ENTITIES["products"].columns}
+    return schema
+
+
+# -- extras the configuration needs -----------------------------------------------------------------
+
+
+def extras_problems(config: Config) -> Iterator[Problem]:
+    """A configured engine, lake or channel whose optional dependency is not installed."""
+    if config.engine.name == "spark" and not _installed("pyspark"):
+        yield _extra("pyspark", "spark", "the spark engine", ("engine", "name"))
+    if config.lake.root.startswith("s3://") and not _installed("boto3"):
+        yield _extra("boto3", "aws", "an s3:// lake", ("lake", "root"))
+    for index, channel in enumerate(config.notifications.channels):
+        if channel.sns is not None and not _installed("boto3"):
+            yield _extra("boto3", "aws", "the sns channel", ("notifications", "channels", str(index), "sns"))
+
+
+def _extra(package: str, extra: str, needed_for: str, path: tuple[str, ...]) -> Problem:
+    error = MissingExtraError(package, extra, needed_for)
+    return Problem(error.message, path, error.hint)
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None

@@ -5,12 +5,64 @@ Unknown keys are errors: a typo must not silently fall back to a default.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Iterable, Sequence
+
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from retail_etl.config.states import check_all_last, check_error_equals
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*|%)\s*$", re.IGNORECASE)
+_UNITS = {  # DuckDB's size units (case-insensitive) -> bytes
+    "b": 1, "byte": 1, "bytes": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
+    "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4, "tb": 1000**4, "tib": 1024**4,
+}
+_MIN_MEMORY = 64 * 1024**2
+
+
+def check_memory_limit(value: str) -> str:
+    """``value`` if DuckDB reads it as a memory size (``1.5GB``, ``512 MiB``, ``80%``) of at least 64 MiB."""
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a size; write a number and a unit, e.g. 2GB, 512MiB or 80%")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    if unit == "%":
+        if not 0 < number <= 100:
+            raise ValueError(f"{value!r}: a share of the machine's memory is between 0% and 100%")
+        return value
+    if unit not in _UNITS:
+        close = difflib.get_close_matches(unit.upper(), [u.upper() for u in _UNITS if len(u) > 1], n=1)
+        raise ValueError(
+            f"{value!r}: unknown unit {match.group(2) or '(none)'!r}"
+            + (f"; did you mean {close[0]!r}?" if close else "")
+            + " (units: KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+        )
+    if number * _UNITS[unit] < _MIN_MEMORY:
+        raise ValueError(f"{value!r} is too little memory for the engine; give at least 64MiB")
+    return value
+
+
+def check_encoding(value: str) -> str:
+    """``value`` if it names a Python text codec (what the CSV reader decodes with)."""
+    import codecs
+    import encodings.aliases
+
+    try:
+        info = codecs.lookup(value)
+    except LookupError:
+        names = sorted({*encodings.aliases.aliases, *encodings.aliases.aliases.values()})
+        close = difflib.get_close_matches(value.lower().replace("-", "_"), names, n=1, cutoff=0.6)
+        raise ValueError(
+            f"unknown encoding {value!r}" + (f"; did you mean {close[0].replace('_', '-')!r}?" if close else "")
+            + " (e.g. utf-8, cp1252, latin-1, utf-16)"
+        ) from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise ValueError(f"{value!r} is not a text encoding (e.g. utf-8, cp1252, latin-1, utf-16)")
+    return value
 
 
 class _Strict(BaseModel):
@@ -39,6 +91,11 @@ class CsvOptions(_Strict):
         if len(v) != 1:
             raise ValueError(f"must be a single character, got {v!r}")
         return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str) -> str:
+        return check_encoding(v)
 
     @field_validator("decimal_separator")
     @classmethod
@@ -182,37 +239,13 @@ class EngineConfig(_Strict):
     threads: int | None = Field(None, ge=1, description="DuckDB only; Spark's parallelism follows spark.master.")
     spark: SparkConfig = SparkConfig()
 
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory(cls, v: str) -> str:
+        return check_memory_limit(v)
+
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-# The error names of AWS Step Functions that the local runner raises (see retail_etl.workflow.definition).
-STATES_ALL = "States.ALL"
-STATES_TIMEOUT = "States.Timeout"
-STATES_TASK_FAILED = "States.TaskFailed"
-STATES_NAMES = (STATES_ALL, STATES_TIMEOUT, STATES_TASK_FAILED)
-
-
-def check_error_equals(value: Iterable[str] | str, what: str) -> tuple[str, ...]:
-    """An ``error_equals`` list as Step Functions accepts it (raises ``ValueError`` otherwise)."""
-    names = (value,) if isinstance(value, str) else tuple(value)
-    if not names:
-        raise ValueError(f"{what}: error_equals needs at least one error name")
-    for name in names:
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"{what}: error names must be non-empty strings, got {name!r}")
-        if name.startswith("States.") and name not in STATES_NAMES:
-            raise ValueError(f"{what}: unknown error name {name!r}; the runner raises {', '.join(STATES_NAMES)}")
-    if STATES_ALL in names and len(names) > 1:
-        raise ValueError(f"{what}: {STATES_ALL} must be the only name in its error_equals")
-    return names
-
-
-def check_all_last(error_lists: Sequence[Sequence[str]], what: str) -> None:
-    """A retrier or catcher matching ``States.ALL`` must be the last of its list."""
-    for names in error_lists[:-1]:
-        if STATES_ALL in names:
-            raise ValueError(f"{what}: the {STATES_ALL} entry must be the last one")
-
 
 class RetrierConfig(_Strict):
     """A retrier, with AWS Step Functions semantics and defaults."""

@@ -6,7 +6,8 @@ The module-level functions serve ``query`` (read-only SQL over the catalog) as w
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -16,6 +17,7 @@ from sqlglot import exp
 
 from retail_etl.config.model import CsvOptions, EngineConfig
 from retail_etl.engines.base import Engine, catalog_reads, parquet_rows
+from retail_etl.errors import from_engine_error, from_os_error
 from retail_etl.lake.catalog import Catalog
 from retail_etl.sources import csv_reader
 from retail_etl.sources.csv_reader import ReadResult
@@ -109,11 +111,25 @@ def _quote(text: str) -> str:
 
 def _size(text: str) -> str:
     cleaned = text.strip().upper().replace(" ", "")
-    if not cleaned or not cleaned[0].isdigit() or not all(c.isalnum() or c == "." for c in cleaned):
+    if not cleaned or not cleaned[0].isdigit() or not all(c.isalnum() or c in ".%" for c in cleaned):
         from retail_etl.errors import ConfigError
 
         raise ConfigError(f"engine.memory_limit {text!r} is not a size", hint="write e.g. 2GB or 512MB")
     return cleaned
+
+
+@contextmanager
+def _translated(action: str, path: Path | None = None) -> Iterator[None]:
+    """DuckDB's I/O and out-of-memory errors (and the OS errors of its folders) as the project's."""
+    try:
+        yield
+    except OSError as exc:
+        raise from_os_error(exc, action=action, path=exc.filename or path) from exc
+    except duckdb.Error as exc:
+        known = from_engine_error(exc, action=action, path=path)
+        if known is None:
+            raise
+        raise known from exc
 
 
 class DuckDBEngine(Engine):
@@ -123,7 +139,8 @@ class DuckDBEngine(Engine):
         self.con = con
 
     def table(self, name: str, sql: str) -> None:
-        self.con.execute(f"CREATE OR REPLACE TABLE {_ident(name)} AS {sql}")
+        with _translated(f"build {name}"):
+            self.con.execute(f"CREATE OR REPLACE TABLE {_ident(name)} AS {sql}")
 
     def view(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE VIEW {_ident(name)} AS {sql}")
@@ -145,7 +162,8 @@ class DuckDBEngine(Engine):
         self.view(name, f"SELECT * FROM read_parquet([{listing}], hive_partitioning=false)")
 
     def write_parquet(self, sql: str, out_dir: Path, partition_by: Sequence[str] = ()) -> list[str]:
-        return write_parquet(self.con, sql, out_dir, partition_by=partition_by)
+        with _translated("write Parquet files to", out_dir):
+            return write_parquet(self.con, sql, out_dir, partition_by=partition_by)
 
     def load_csv(self, path: Path, opts: CsvOptions, *, table: str, rejects_table: str, source_file: str) -> ReadResult:
         self.con.execute(f"DROP TABLE IF EXISTS {_ident(table)}")

@@ -30,7 +30,7 @@ from pyiceberg.manifest import DataFile, DataFileContent, FileFormat, ManifestCo
 from pyiceberg.table import Table, TableProperties, Transaction
 from pyiceberg.table.metadata import TableMetadata
 
-from retail_etl.errors import LakeBusyError, LakeError
+from retail_etl.errors import LakeBusyError, LakeError, from_os_error
 from retail_etl.lake.storage import CATALOG_DB, LocalStorage, Storage
 
 RUN_ID_PROPERTY = "retail-etl.run-id"
@@ -139,7 +139,10 @@ class Catalog:
                     _add_files(tx, table.io, list(files), props)
         except CommitFailedException as exc:
             raise LakeBusyError(f"commit to {table.name()} conflicted with another writer: {exc}") from exc
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            name = ".".join(table.name())
+            raise from_os_error(exc, action=f"commit to {name}: write", table=name) from exc
+        except ValueError as exc:
             raise LakeError(f"commit to {'.'.join(table.name())} failed: {exc}") from exc
         self.storage.push(CATALOG_DB)
         return True

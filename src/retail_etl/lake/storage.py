@@ -48,7 +48,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retail_etl.errors import ConfigError, LakeBusyError, LakeError, LakeUnavailableError, SourceError
+from retail_etl.errors import (
+    ConfigError, LakeBusyError, LakeError, LakeUnavailableError, SourceError, from_os_error,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -175,7 +177,8 @@ class LocalStorage(Storage):
 
     def db_path(self, rel: str) -> Path:
         path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with _os_errors("create the folder of", path):
+            path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
     def local_dir(self, rel: str) -> Path:
@@ -183,10 +186,15 @@ class LocalStorage(Storage):
 
     def read_text(self, rel: str) -> str | None:
         path = self.root / rel
-        return path.read_text(encoding="utf-8") if path.exists() else None
+        with _os_errors("read", path):
+            return path.read_text(encoding="utf-8") if path.exists() else None
 
     def append_line(self, rel: str, line: str) -> None:
         path = self.root / rel
+        with _os_errors("append to", path):
+            self._append_line(path, line)
+
+    def _append_line(self, path: Path, line: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "ab+") as fh:
             size = fh.seek(0, os.SEEK_END)
@@ -205,18 +213,23 @@ class LocalStorage(Storage):
 
     def put_file(self, source: Path, rel: str, sha256: str, mode: int = 0o444) -> None:
         target = self.root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".tmp-{os.getpid()}-{sha256[:16]}")  # short: the name may be near the limit
-        tmp.unlink(missing_ok=True)
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600))  # private until it gets its final mode
-        shutil.copyfile(source, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        if file_sha256(tmp) != sha256:
-            tmp.unlink()
-            raise _changed(source)
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.unlink(missing_ok=True)
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600))  # private until it gets its final mode
+            shutil.copyfile(source, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            if file_sha256(tmp) != sha256:
+                raise _changed(source)
+            os.chmod(tmp, mode)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise from_os_error(exc, action="copy into the lake", path=exc.filename or target) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
     def local_copy(self, rel: str) -> Path:
         return self.root / rel
@@ -253,6 +266,15 @@ class LocalStorage(Storage):
             yield
         finally:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def _os_errors(action: str, path: Path) -> Iterator[None]:
+    """OS errors of a local lake operation as the project's errors (see :func:`errors.from_os_error`)."""
+    try:
+        yield
+    except OSError as exc:
+        raise from_os_error(exc, action=action, path=exc.filename or path) from exc
 
 
 def _busy(holder: str) -> LakeBusyError:

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from retail_etl.errors import from_os_error
 from retail_etl.sample.catalog import Catalog, build_catalog, write_products
 from retail_etl.sample.dirt import DUPLICATE_LINE, KINDS, MAX_DIRTY_SHARE, DirtPlan, corrupt, plan_dirt
 
@@ -309,13 +310,23 @@ def generate(
         raise ValueError(f"products must be between 1 and {_MAX_PRODUCTS}")
 
     out = Path(out_dir)
+    try:
+        return _write(out, rows, n_products, seed, dirty_rate, _Timeline(start_date, days), progress)
+    except OSError as exc:
+        raise from_os_error(exc, action="write sample data to", path=exc.filename or out) from exc
+
+
+def _write(
+    out: Path, rows: int, n_products: int, seed: int, dirty_rate: float, timeline: _Timeline,
+    progress: Callable[[int], None] | None,
+) -> GeneratedData:
     out.mkdir(parents=True, exist_ok=True)
     sales_path, products_path = out / "sales.csv", out / "products.csv"
 
     catalog = build_catalog(n_products, seed)
     write_products(catalog, products_path)
 
-    renderer = _SalesRenderer(catalog, _Timeline(start_date, days), rows, seed, dirty_rate)
+    renderer = _SalesRenderer(catalog, timeline, rows, seed, dirty_rate)
     counts = np.zeros(len(KINDS), dtype=np.int64)
     bounds = [(r0, min(rows, r0 + CHUNK_ROWS)) for r0 in range(0, rows, CHUNK_ROWS)]
     workers = max(1, min(_MAX_WORKERS, os.cpu_count() or 1))

@@ -2,7 +2,8 @@
 
 CLOSED -> (N failures) -> OPEN -> (cool-down passed) -> HALF_OPEN: one trial execution; its success
 closes the circuit, its failure opens it again. ``reset()`` closes it at once. Only the states CLOSED
-and OPEN are stored; HALF_OPEN is OPEN with the cool-down over. ABORTED executions do not count.
+and OPEN are stored; HALF_OPEN is OPEN with the cool-down over. ABORTED executions do not count, nor
+do failures caused by the configuration.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from retail_etl.errors import PermanentError
+from retail_etl.errors import ConfigError, PermanentError
 from retail_etl.notify.alert import CIRCUIT_OPEN
 from retail_etl.workflow.state import (
     FAILED, RUNNING, SUCCEEDED, ExecutionNotFoundError, WorkflowState, iso, parse_time, utcnow,
@@ -37,9 +38,14 @@ class CircuitStatus:
         return (
             f"the circuit of workflow {self.workflow!r} opened at {iso(self.opened_at) if self.opened_at else '?'}"
             f" after {self.failures} consecutive failed execution(s) (last: {self.last_execution}, "
-            f"{self.last_error}); it half-opens at {iso(self.half_open_at) if self.half_open_at else '?'}, "
+            f"{_first_line(self.last_error)}); it half-opens at {iso(self.half_open_at) if self.half_open_at else '?'}, "
             "when one trial execution is allowed"
         )
+
+
+def _first_line(text: str | None) -> str | None:
+    """An error's message without the hint lines that follow it."""
+    return text.splitlines()[0] if text else text
 
 
 class CircuitOpenError(PermanentError):
@@ -51,6 +57,11 @@ class CircuitOpenError(PermanentError):
             f"not started: {reason or status.describe()}",
             hint="fix the cause, then `retail-etl circuit reset` to allow executions now",
         )
+
+
+def counts_as_configuration(exc: BaseException | None) -> bool:
+    """Whether a failure was caused by the configuration (and so is not the circuit's business)."""
+    return isinstance(exc, ConfigError)
 
 
 class CircuitBreaker:
@@ -97,13 +108,20 @@ class CircuitBreaker:
                                            f"execution {status.trial_execution} is still running")
         self._save(status, trial_execution=execution_id)
 
-    def record(self, execution_id: str, status: str, error: str | None = None, cause: str | None = None) -> bool:
-        """Count an execution's outcome; True when this failure opened the circuit."""
+    def record(
+        self, execution_id: str, status: str, error: str | None = None, cause: str | None = None,
+        exc: BaseException | None = None,
+    ) -> bool:
+        """Count an execution's outcome; True when this failure opened the circuit.
+
+        A failure caused by the configuration (``exc`` a :class:`ConfigError`) does not count:
+        retrying cannot fix it, and once the configuration is fixed the next run must start.
+        """
         current = self.status()
         if status == SUCCEEDED:
             self.state.save_circuit(self.workflow, last_execution=execution_id)
             return False
-        if status != FAILED:
+        if status != FAILED or counts_as_configuration(exc):
             if current.trial_execution == execution_id:
                 self._save(current, trial_execution=None)
             return False

@@ -14,13 +14,13 @@ Product rule: a permanent error is never retried, even when a retrier matches it
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from retail_etl.config.model import STATES_ALL, STATES_TASK_FAILED, STATES_TIMEOUT, check_all_last, check_error_equals
-from retail_etl.errors import ConfigError, RetailEtlError, TransientError
+from retail_etl import errors
+from retail_etl.config.states import STATES_ALL, STATES_TASK_FAILED, STATES_TIMEOUT, check_all_last, check_error_equals
+from retail_etl.errors import ConfigError, TransientError
 
 if TYPE_CHECKING:
     from retail_etl.config.model import RetrierConfig, WorkflowConfig
@@ -43,17 +43,9 @@ def error_name(exc: BaseException) -> str:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether retrying may help.
-
-    retail-etl errors carry the marker (``TransientError`` subclasses are transient). Of other
-    exceptions, ``OSError`` (which includes ``TimeoutError`` and ``ConnectionError``) and SQLite's
-    "database is locked" are transient; everything else is permanent.
-    """
-    if isinstance(exc, RetailEtlError):
-        return exc.transient
-    if isinstance(exc, sqlite3.OperationalError):
-        return "locked" in str(exc).lower()
-    return isinstance(exc, OSError)
+    """Whether retrying may help (see :func:`retail_etl.errors.is_transient`: the marker of a
+    retail-etl error, the errno of an ``OSError``, SQLite's "database is locked")."""
+    return errors.is_transient(exc)
 
 
 def error_names(exc: BaseException) -> frozenset[str]:

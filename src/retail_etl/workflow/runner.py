@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
-from retail_etl.errors import PermanentError, RetailEtlError
+from retail_etl.errors import PermanentError, RetailEtlError, note_step
 from retail_etl.lake.storage import LOGS_DIR, STATE_DB, Storage, open_storage
 from retail_etl.notify import notifier_from_config
 from retail_etl.notify.alert import CIRCUIT_OPEN, STEP_FAILED, SUCCESS_SUMMARY, Alert
@@ -288,6 +288,7 @@ class _Run:
                     result = fn(ctx)
                 result = _checked(result, step.name)
             except Exception as exc:
+                note_step(exc, step.name)
                 duration = runner.clock() - started
                 error, cause = error_name(exc), _cause(exc)
                 self.state.finish_step(self.id, step.name, attempt, FAILED, runner._now(), duration,
@@ -335,7 +336,7 @@ class _Run:
                     details={"execution_id": self.id, "step": failure.step.name, "attempts": failure.attempts,
                              "error": error, "cause": cause, "input": self.input},
                 ), failure.step.name)
-        if runner.circuit is not None and runner.circuit.record(self.id, status, error, cause):
+        if runner.circuit is not None and runner.circuit.record(self.id, status, error, cause, exc):
             circuit = runner.circuit.status()
             why = circuit.describe()
             self.event("CircuitOpened", level="error", failures=circuit.failures,

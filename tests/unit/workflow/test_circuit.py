@@ -120,3 +120,34 @@ def test_successes_reset_the_count_and_aborts_do_not_count(workdir: Path) -> Non
     with pytest.raises(KeyboardInterrupt):
         runner.start()
     assert runner.circuit.status().state == "CLOSED"
+
+
+def test_configuration_failures_never_open_the_circuit(workdir: Path) -> None:
+    from retail_etl.errors import ConfigError
+
+    time, channel = FakeTime(), ListChannel()
+    bad_config = ConfigError("engine.memory_limit: 'lots' is not a size")
+    step = Script(bad_config, bad_config, bad_config)
+    runner = make_runner(workdir, workflow("validate"), {"validate": step}, time, channel=channel, circuit=True)
+    for _ in range(3):
+        assert runner.start().status == "FAILED"
+    status = runner.circuit.status()
+    assert (status.state, status.failures) == ("CLOSED", 0)
+
+    fixed = runner.start()  # the configuration fixed: the run is not refused
+    assert fixed.status == "SUCCEEDED" and step.calls == 4
+    assert runner.circuit.status().state == "CLOSED"
+    assert "circuit_open" not in [a.kind for a in channel.alerts]
+
+
+def test_a_configuration_failure_between_others_neither_counts_nor_resets(workdir: Path) -> None:
+    from retail_etl.errors import ConfigError
+
+    time = FakeTime()
+    step = Script(QualityGateError("gate"), ConfigError("bad"), QualityGateError("gate"), QualityGateError("gate"))
+    runner = make_runner(workdir, workflow("validate"), {"validate": step}, time, circuit=True)
+    failures = []
+    for _ in range(4):
+        runner.start()
+        failures.append(runner.circuit.status().failures)
+    assert failures == [1, 1, 2, 3] and runner.circuit.status().state == "OPEN"

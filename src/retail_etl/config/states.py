@@ -1,0 +1,34 @@
+"""Step Functions' error names and the rules for ``error_equals`` lists: pure, shared by the
+configuration schema and the workflow definition (which must not import each other's heavy parts)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+# The error names of AWS Step Functions that the local runner raises (see retail_etl.workflow.definition).
+STATES_ALL = "States.ALL"
+STATES_TIMEOUT = "States.Timeout"
+STATES_TASK_FAILED = "States.TaskFailed"
+STATES_NAMES = (STATES_ALL, STATES_TIMEOUT, STATES_TASK_FAILED)
+
+
+def check_error_equals(value: Iterable[str] | str, what: str) -> tuple[str, ...]:
+    """An ``error_equals`` list as Step Functions accepts it (raises ``ValueError`` otherwise)."""
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if not names:
+        raise ValueError(f"{what}: error_equals needs at least one error name")
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{what}: error names must be non-empty strings, got {name!r}")
+        if name.startswith("States.") and name not in STATES_NAMES:
+            raise ValueError(f"{what}: unknown error name {name!r}; the runner raises {', '.join(STATES_NAMES)}")
+    if STATES_ALL in names and len(names) > 1:
+        raise ValueError(f"{what}: {STATES_ALL} must be the only name in its error_equals")
+    return names
+
+
+def check_all_last(error_lists: Sequence[Sequence[str]], what: str) -> None:
+    """A retrier or catcher matching ``States.ALL`` must be the last of its list."""
+    for names in error_lists[:-1]:
+        if STATES_ALL in names:
+            raise ValueError(f"{what}: the {STATES_ALL} entry must be the last one")
