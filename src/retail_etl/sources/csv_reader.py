@@ -72,6 +72,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from retail_etl.config.model import CsvOptions
+from retail_etl.quoting import ident, idents, qualified
 from retail_etl.errors import PermanentError, SourceError, TransientError
 from retail_etl.sources.csv_lines import (
     BLANK,
@@ -347,19 +348,18 @@ def _load_duckdb(
         source = copy
     tag = uuid.uuid4().hex[:12]
     rej_tab, scan_tab = f"_retail_etl_rejects_{tag}", f"_retail_etl_scans_{tag}"
-    columns = "{" + ", ".join(f"{_sql_str(n)}: 'VARCHAR'" for n in names) + "}"
     sql = f"""
         CREATE TABLE {qt} AS
         SELECT ?::VARCHAR AS _source_file, NULL::BIGINT AS _source_line, *
-        FROM read_csv(?, columns = {columns}, all_varchar = true, auto_detect = false, hive_partitioning = false,
+        FROM read_csv(?, columns = ?, all_varchar = true, auto_detect = false, hive_partitioning = false,
                       header = ?, skip = ?, delim = ?, quote = ?, escape = ?,
                       nullstr = ?::VARCHAR[], encoding = ?, strict_mode = true,
-                      max_line_size = {MAX_RECORD_BYTES}, store_rejects = true,
-                      rejects_table = '{rej_tab}', rejects_scan = '{scan_tab}')
+                      max_line_size = ?, store_rejects = true, rejects_table = ?, rejects_scan = ?)
     """
     params = [
         source_file,
         str(source),
+        dict.fromkeys(names, "VARCHAR"),
         opts.header,
         opts.skip_rows,
         opts.delimiter,
@@ -367,6 +367,9 @@ def _load_duckdb(
         opts.escape,
         list(opts.null_values) or [_NO_NULL],
         fc.duckdb,
+        MAX_RECORD_BYTES,
+        rej_tab,
+        scan_tab,
     ]
     created = False
     try:
@@ -393,7 +396,7 @@ def _load_duckdb(
         return result
     finally:
         for tmp in (rej_tab, scan_tab):
-            _run(con, f"DROP TABLE IF EXISTS {tmp}")
+            _run(con, f"DROP TABLE IF EXISTS {ident(tmp)}")
         if created:
             _run(con, f"DROP TABLE IF EXISTS {qt}")
         if source != path:
@@ -466,7 +469,7 @@ def _vouch(
     rows = _scalar(con, f"SELECT count(*) FROM {qt}")
     rej = con.execute(
         f"""SELECT line, bool_or(contains(trim(csv_line, chr(13) || chr(10)), chr(10)))
-            FROM {rej_tab} GROUP BY line ORDER BY line"""
+            FROM {ident(rej_tab)} GROUP BY line ORDER BY line"""
     ).fetchall()
     if any(multi for _, multi in rej):
         return "a rejected record spans several lines"
@@ -481,9 +484,8 @@ def _vouch(
     if lines and _merged_after(con, qt, layout, lines, empty):
         return "DuckDB merged the end of a rejected line with the next line"
     if len(layout.names) == 1:
-        col = _qident(layout.names[0])
-        blank_chars = _sql_str(layout.dialect.blank_chars)
-        if _scalar(con, f"SELECT count(*) FROM {qt} WHERE trim({col}, {blank_chars}) = ''"):
+        col = ident(layout.names[0])
+        if _scalar(con, f"SELECT count(*) FROM {qt} WHERE trim({col}, ?) = ''", [layout.dialect.blank_chars]):
             return "a single-column file with blank values (whitespace-only lines are not records)"
     with _open(path) as f:
         texts = fetch_lines(f, layout.codec, lines)
@@ -519,7 +521,7 @@ def _merged_after(
     """
     excluded = np.union1d(empty, lines)
     rowids = np.asarray(lines) - layout.first_line - np.searchsorted(excluded, lines)  # rows before each line
-    breaks = " OR ".join(f"contains({_qident(n)}, chr(10))" for n in layout.names)
+    breaks = " OR ".join(f"contains({ident(n)}, chr(10))" for n in layout.names)
     sql = f"SELECT count(*) FROM {qt} WHERE rowid IN (SELECT unnest(?::BIGINT[])) AND ({breaks})"
     return bool(con.execute(sql, [rowids.tolist()]).fetchall()[0][0])
 
@@ -538,7 +540,7 @@ def _number_lines(con: duckdb.DuckDBPyConnection, qt: str, rows: int, first: int
     keys = excluded.astype(np.int64) - first - np.arange(len(excluded), dtype=np.int64)
     keys = keys[keys < rows]
     if len(keys) == 0:
-        _run(con, f"UPDATE {qt} SET _source_line = rowid + {first}")
+        _run(con, f"UPDATE {qt} SET _source_line = rowid + ?", [first])
         return
     uniq = np.unique(keys)
     cum = np.searchsorted(keys, uniq, side="right").astype(np.int64)  # #keys <= uniq[j]
@@ -560,9 +562,10 @@ def _number_lines(con: duckdb.DuckDBPyConnection, qt: str, rows: int, first: int
     try:
         _run(
             con,
-            f"""UPDATE {qt} SET _source_line = {qt}.rowid + {first}
+            f"""UPDATE {qt} SET _source_line = {qt}.rowid + ?
                     + coalesce(k.cs[len(list_filter(k.ks, lambda x: x <= {qt}.rowid))], k.base)
-                FROM {name} AS k WHERE k.b = {qt}.rowid // {block}"""
+                FROM {ident(name)} AS k WHERE k.b = {qt}.rowid // ?""",
+            [first, block],
         )
     finally:
         con.unregister(name)
@@ -583,16 +586,18 @@ def _load_python(
     nulls = pa.array(sorted(set(opts.null_values)), pa.string())
     null_str = pa.scalar(None, pa.string())
     tag = uuid.uuid4().hex[:12]
-    batch_name, staging = f"_retail_etl_batch_{tag}", f"_retail_etl_rejects_{tag}"
+    batch_name = f"_retail_etl_batch_{tag}"
+    staging = ident(f"_retail_etl_rejects_{tag}")
     _create_table(con, qt, qt, names)
     _run(con, f"CREATE TEMP TABLE {staging} (_source_line BIGINT, raw_line VARCHAR, reason VARCHAR)")
     done = False
     n_rows = n_rejects = n_blank = 0
 
-    def push(target: str, table: pa.Table, sql: str, *params: object) -> None:
+    def push(target: str, table: pa.Table, select: str, *params: object) -> None:
+        """``INSERT INTO target <select> FROM`` the Arrow ``table``."""
         con.register(batch_name, table)
         try:
-            _run(con, sql.format(batch=batch_name, target=target), list(params))
+            _run(con, f"INSERT INTO {target} {select} FROM {ident(batch_name)}", list(params))
         finally:
             con.unregister(batch_name)
 
@@ -603,7 +608,7 @@ def _load_python(
             if len(nulls):
                 arr = pc.if_else(pc.is_in(arr, value_set=nulls), null_str, arr)
             cols[f"c{i}"] = arr
-        push(qt, pa.table(cols), "INSERT INTO {target} SELECT ?::VARCHAR, * FROM {batch}", source_file)
+        push(qt, pa.table(cols), "SELECT ?::VARCHAR, *", source_file)
 
     def flush_rejects(rej: list[tuple[int, str, str]]) -> None:
         lines, raws, reasons = (list(c) for c in zip(*rej, strict=True))
@@ -614,7 +619,7 @@ def _load_python(
                 "reason": pa.array(reasons, pa.string()),
             }
         )
-        push(staging, tbl, "INSERT INTO {target} SELECT * FROM {batch}")
+        push(staging, tbl, "SELECT *")
 
     try:
         with _open(path) as f:
@@ -637,7 +642,7 @@ def _load_python(
                 n_blank += batch.blanks
         _run(
             con,
-            f"INSERT INTO {qr} ({', '.join(REJECT_COLUMNS)}) "
+            f"INSERT INTO {qr} ({idents(REJECT_COLUMNS)}) "
             f"SELECT ?::VARCHAR, _source_line, raw_line, reason FROM {staging} ORDER BY _source_line",
             [source_file],
         )
@@ -676,8 +681,8 @@ def _insert_rejects(
     try:
         _run(
             con,
-            f"INSERT INTO {qr} ({', '.join(REJECT_COLUMNS)}) "
-            f"SELECT ?::VARCHAR, _source_line, raw_line, reason FROM {name} ORDER BY _source_line",
+            f"INSERT INTO {qr} ({idents(REJECT_COLUMNS)}) "
+            f"SELECT ?::VARCHAR, _source_line, raw_line, reason FROM {ident(name)} ORDER BY _source_line",
             [source_file],
         )
     finally:
@@ -705,10 +710,10 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None =
     con.complete()
 
 
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> object:
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> object:
     """The single value of a query. (fetchone() would leave the result open, and DuckDB 2
     refuses other work on a connection with an unfinished result.)"""
-    return con.execute(sql).fetchall()[0][0]
+    return con.execute(sql, params).fetchall()[0][0]
 
 
 def _ensure_rejects_table(con: duckdb.DuckDBPyConnection, qr: str, name: str) -> None:
@@ -718,7 +723,7 @@ def _ensure_rejects_table(con: duckdb.DuckDBPyConnection, qr: str, name: str) ->
         "(_source_file VARCHAR, _source_line BIGINT, raw_line VARCHAR, reason VARCHAR)"
     )
     try:
-        _run(con, f"SELECT {', '.join(REJECT_COLUMNS)} FROM {qr} LIMIT 0")
+        _run(con, f"SELECT {idents(REJECT_COLUMNS)} FROM {qr} LIMIT 0")
     except duckdb.Error:
         raise PermanentError(
             f"rejects table {name} exists without the columns {', '.join(REJECT_COLUMNS)}",
@@ -738,11 +743,7 @@ def _create_table(con: duckdb.DuckDBPyConnection, qt: str, table: str, names: tu
 
 
 def _column_defs(names: tuple[str, ...]) -> str:
-    return ", ".join(["_source_file VARCHAR", "_source_line BIGINT", *(f"{_qident(n)} VARCHAR" for n in names)])
-
-
-def _qident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    return ", ".join(["_source_file VARCHAR", "_source_line BIGINT", *(f"{ident(n)} VARCHAR" for n in names)])
 
 
 def _qualified(table: str) -> str:
@@ -750,15 +751,11 @@ def _qualified(table: str) -> str:
     parts = table.split(".")
     if not 1 <= len(parts) <= 3 or not all(parts):
         raise PermanentError(f"invalid table name {table!r}")
-    return ".".join(_qident(p) for p in parts)
+    return qualified(*parts)
 
 
 def _is_glob(path: str | Path) -> bool:
     return any(c in str(path) for c in "*?[{")
-
-
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 __all__ = ["LINEAGE_COLUMNS", "REJECT_COLUMNS", "ReadResult", "load_csv", "read_header"]
