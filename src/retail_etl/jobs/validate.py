@@ -23,6 +23,7 @@ from retail_etl.engines.base import EMPTY_REJECTS, Engine
 from retail_etl.errors import QualityGateError, SourceError
 from retail_etl.quality import compile as rules_sql
 from retail_etl.quality.ruleset import SourceRule
+from retail_etl.quoting import ident
 from retail_etl.sources.csv_reader import read_header
 from retail_etl.sources.mapping import SourcePlan, parse_failures
 
@@ -186,19 +187,21 @@ def _build_canonical(engine: Engine, plan: SourcePlan, raw_tables: Sequence[str]
             first_spelling.setdefault(c.casefold(), c)
     raw_cols = list(first_spelling.values())
     missing = [c for c in plan.raw_columns if c.casefold() not in first_spelling]
-    null = 'CAST(NULL AS VARCHAR) AS "{}"'.format
+    def null(c: str) -> str:
+        return f"CAST(NULL AS VARCHAR) AS {ident(c)}"
+
     # Files of a batch may order (or lack) columns differently: line them up by name.
     selects = []
     for table, cols in per_table.items():
         have = {c.casefold() for c in cols}
-        picks = "".join(f', "{c}"' if c.casefold() in have else f", {null(c)}" for c in [*raw_cols, *missing])
+        picks = "".join(f", {ident(c)}" if c.casefold() in have else f", {null(c)}" for c in [*raw_cols, *missing])
         selects.append(f"SELECT _source_file, _source_line{picks} FROM {table}")
     union = " UNION ALL ".join(selects) or (
         "SELECT CAST(NULL AS VARCHAR) AS _source_file, CAST(NULL AS BIGINT) AS _source_line"
         + "".join(f", {null(c)}" for c in missing) + " WHERE false"
     )
     # Raw fields under names that cannot clash with canonical ones (both may say "sold_at").
-    fields = [f'"{c}" AS _field_{i}' for i, c in enumerate(raw_cols)]
+    fields = [f"{ident(c)} AS _field_{i}" for i, c in enumerate(raw_cols)]
     record_args = ", ".join(f"{exp.Literal.string(c).sql('duckdb')}, _field_{i}" for i, c in enumerate(raw_cols))
     record = f"CAST(json_object({record_args}) AS VARCHAR)" if raw_cols else "CAST('{}' AS VARCHAR)"
     parse = [
