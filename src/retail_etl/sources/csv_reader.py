@@ -21,10 +21,21 @@ Two readers, one result:
   few lines that may end inside quotes) finds the lines whose quoted field is open at
   their end and judges them with the recovery path's record logic. If one starts a
   multi-line record, the recovery path reads the file. The others are that path's
-  ``unterminated quote`` rejects: DuckDB then reads a temporary copy of the file with
-  those lines emptied (line numbers unchanged), streamed into DuckDB's
-  ``temp_directory`` (the step's spill space) or the system temp directory and deleted
-  after the load. The input file is only ever read.
+  ``unterminated quote`` rejects.
+* **Wide and long lines.** DuckDB records one reject per extra field, each holding the
+  whole line: its cost grows with the square of the line (113 s and 5.6 GiB for one
+  400 KB line of 200,000 fields), and a line past ``max_line_size`` with many fields
+  does not finish. So a second scan
+  (:func:`~retail_etl.sources.csv_lines.find_wide_lines`: numpy counts the delimiters of
+  every line) picks the lines with more than ``MAX_EXTRA_FIELDS`` extra fields or longer
+  than ``MAX_RECORD_BYTES``, and those the recovery path rejects are its rejects here:
+  one per line, raw text kept once (cut to ``MAX_RECORD_BYTES`` characters, as the
+  reason says).
+
+  DuckDB then reads a temporary copy of the file with the lines of these two kinds
+  emptied (line numbers unchanged), streamed into DuckDB's ``temp_directory`` (the step's
+  spill space) or the system temp directory and deleted after the load. The input file
+  is only ever read.
 * **Recovery path (Python).** :mod:`retail_etl.sources.csv_lines` splits physical lines,
   decodes each one on its own, joins multi-line quoted records and rejects exactly the
   broken lines, streaming rows into DuckDB in Arrow batches. Used when the check fails
@@ -80,7 +91,6 @@ from retail_etl.sources.csv_lines import (
     JUNK,
     MAX_RECORD_BYTES,
     OPEN,
-    REASON_UNTERMINATED,
     REJECT,
     ROW,
     UNCLOSED,
@@ -89,9 +99,11 @@ from retail_etl.sources.csv_lines import (
     LineScan,
     OpenLine,
     can_find_open_lines,
+    can_find_wide_lines,
     classify_line,
     fetch_lines,
     find_open_lines,
+    find_wide_lines,
     first_invalid_byte,
     is_blank,
     iter_line_blocks,
@@ -329,20 +341,20 @@ def _load_duckdb(
         scan = scan_lines(f, fc)
     if scan.lone_cr:
         return f"{scan.lone_cr} carriage return(s) not ending a line (DuckDB may read them as line breaks)"
-    unterminated = _unterminated_lines(path, opts, layout)
-    if isinstance(unterminated, str):
-        return unterminated
+    excluded = _excluded_lines(path, opts, layout)
+    if isinstance(excluded, str):
+        return excluded
     first = layout.first_line
     n_lines = max(scan.total - first + 1, 0)
     empty = scan.empty[scan.empty >= first]
-    # Lines empty in the file DuckDB reads: the unterminated-quote lines are emptied in its copy.
-    read_empty = np.union1d(empty, np.array([u.line for u in unterminated], dtype=np.int64))
+    # Lines empty in the file DuckDB reads: the excluded lines are emptied in its copy.
+    read_empty = np.union1d(empty, np.array([u.line for u in excluded], dtype=np.int64))
     if len(names) == 1 and len(read_empty):
-        return "a single-column file with empty or unterminated-quote lines (DuckDB reads empty lines as NULL rows)"
+        return "a single-column file with empty or excluded lines (DuckDB reads empty lines as NULL rows)"
 
     source = path
-    if unterminated:
-        copy = _copy_without(con, path, unterminated)
+    if excluded:
+        copy = _copy_without(con, path, excluded)
         if isinstance(copy, str):
             return copy
         source = copy
@@ -387,7 +399,7 @@ def _load_duckdb(
             if isinstance(outcome, str):
                 return outcome
             rows, rejects, blank_ws = outcome
-            rejects += [(u.line, u.text, REASON_UNTERMINATED) for u in unterminated]
+            rejects += [(u.line, u.text, u.reason) for u in excluded]
             skipped = np.array([r[0] for r in rejects] + blank_ws, dtype=np.int64)
             _number_lines(con, qt, rows, first, np.union1d(read_empty, skipped))
             _insert_rejects(con, qr, source_file, rejects)
@@ -403,19 +415,29 @@ def _load_duckdb(
             source.unlink(missing_ok=True)
 
 
-def _unterminated_lines(path: Path, opts: CsvOptions, layout: _Layout) -> list[OpenLine] | str:
-    """The lines the Python reader rejects as ``unterminated quote`` (DuckDB would swallow
-    the rest of the file into one reject), or why the fast path does not apply: a quoted
-    field spanning lines (a multi-line record). Files it cannot scan as bytes (UTF-16)
-    are left to the line count check: []."""
-    if not can_find_open_lines(layout.codec, layout.dialect):
-        return []
+def _excluded_lines(path: Path, opts: CsvOptions, layout: _Layout) -> list[OpenLine] | str:
+    """The lines DuckDB must not read, each a reject of the Python reader, or why the fast
+    path does not apply.
+
+    * ``unterminated quote`` lines: DuckDB would swallow the rest of the file into one
+      reject. A quoted field spanning lines (a multi-line record) is for the Python reader.
+      Files this cannot scan as bytes (UTF-16) are left to the line count check.
+    * lines with many more fields than the header, or too long: DuckDB records one reject
+      per extra field, each holding the whole line, which grows with the square of the
+      line's length (minutes and gigabytes for one 400 KB line of 200,000 fields).
+    """
+    ncols, nulls = len(layout.names), frozenset(opts.null_values)
+    if not can_find_wide_lines(layout.codec, layout.dialect):
+        return f"the fields of encoding {opts.encoding} with delimiter {opts.delimiter!r} cannot be counted as bytes"
+    found: list[OpenLine] | int = []
+    if can_find_open_lines(layout.codec, layout.dialect):
+        with _open(path) as f:
+            found = find_open_lines(f, layout.codec, layout.dialect, ncols, first_line=layout.first_line, nulls=nulls)
+        if isinstance(found, int):
+            return f"line {found} starts a multi-line record"
     with _open(path) as f:
-        found = find_open_lines(
-            f, layout.codec, layout.dialect, len(layout.names),
-            first_line=layout.first_line, nulls=frozenset(opts.null_values),
-        )
-    return f"line {found} starts a multi-line record" if isinstance(found, int) else found
+        wide = find_wide_lines(f, layout.codec, layout.dialect, ncols, first_line=layout.first_line, nulls=nulls)
+    return sorted([*found, *wide], key=lambda u: u.line)
 
 
 def _copy_without(con: duckdb.DuckDBPyConnection, path: Path, lines: list[OpenLine]) -> Path | str:
@@ -427,7 +449,7 @@ def _copy_without(con: duckdb.DuckDBPyConnection, path: Path, lines: list[OpenLi
     try:
         fd, name = tempfile.mkstemp(prefix="retail_etl_", suffix=".csv", dir=folder)
     except OSError as e:
-        return f"cannot write a copy without the unterminated-quote lines: {e}"
+        return f"cannot write a copy without the excluded lines: {e}"
     copy = Path(name)
     try:
         with open(fd, "wb") as out, open(path, "rb") as src:
@@ -437,7 +459,7 @@ def _copy_without(con: duckdb.DuckDBPyConnection, path: Path, lines: list[OpenLi
             shutil.copyfileobj(src, out, CHUNK_BYTES)
     except OSError as e:
         copy.unlink(missing_ok=True)
-        return f"cannot write a copy without the unterminated-quote lines: {e}"
+        return f"cannot write a copy without the excluded lines: {e}"
     if _is_glob(copy):
         copy.unlink()
         return "DuckDB would read the name of the temporary copy as a glob pattern"
