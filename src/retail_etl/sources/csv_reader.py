@@ -360,6 +360,9 @@ def _load_duckdb(
         source = copy
     tag = uuid.uuid4().hex[:12]
     rej_tab, scan_tab = f"_retail_etl_rejects_{tag}", f"_retail_etl_scans_{tag}"
+    # A column named rowid would hide DuckDB's row ids, which number the lines: it is loaded
+    # under another name, renamed once the lines are numbered.
+    loaded = tuple(f"_retail_etl_{tag}_{i}" if n.casefold() == "rowid" else n for i, n in enumerate(names))
     sql = f"""
         CREATE TABLE {qt} AS
         SELECT ?::VARCHAR AS _source_file, NULL::BIGINT AS _source_line, *
@@ -371,7 +374,7 @@ def _load_duckdb(
     params = [
         source_file,
         str(source),
-        dict.fromkeys(names, "VARCHAR"),
+        dict.fromkeys(loaded, "VARCHAR"),
         opts.header,
         opts.skip_rows,
         opts.delimiter,
@@ -395,13 +398,16 @@ def _load_duckdb(
                 raise
             except duckdb.Error as e:
                 return f"DuckDB failed: {str(e).splitlines()[0]}"
-            outcome = _vouch(con, path, opts, layout, qt, rej_tab, scan, read_empty, n_lines)
+            outcome = _vouch(con, path, opts, layout, loaded, qt, rej_tab, scan, read_empty, n_lines)
             if isinstance(outcome, str):
                 return outcome
             rows, rejects, blank_ws = outcome
             rejects += [(u.line, u.text, u.reason) for u in excluded]
             skipped = np.array([r[0] for r in rejects] + blank_ws, dtype=np.int64)
             _number_lines(con, qt, rows, first, np.union1d(read_empty, skipped))
+            for column, name in zip(loaded, names, strict=True):
+                if column != name:
+                    _run(con, f"ALTER TABLE {qt} RENAME COLUMN {ident(column)} TO {ident(name)}")
             _insert_rejects(con, qr, source_file, rejects)
         result = ReadResult(names, rows, len(rejects), len(empty) + len(blank_ws), "duckdb")
         created = False  # keep the table
@@ -477,6 +483,7 @@ def _vouch(
     path: Path,
     opts: CsvOptions,
     layout: _Layout,
+    columns: tuple[str, ...],
     qt: str,
     rej_tab: str,
     scan: LineScan,
@@ -485,7 +492,8 @@ def _vouch(
 ) -> tuple[int, list[tuple[int, str, str]], list[int]] | str:
     """Check DuckDB's load against the line count; judge its rejected lines.
 
-    ``empty`` are the lines empty in the file DuckDB read. Returns ``(rows, rejects,
+    ``columns`` are the CSV columns as loaded into ``qt``; ``empty`` are the lines empty in the
+    file DuckDB read. Returns ``(rows, rejects,
     whitespace_lines)`` or why the load cannot be trusted.
     """
     rows = _scalar(con, f"SELECT count(*) FROM {qt}")
@@ -503,10 +511,10 @@ def _vouch(
     lines = [int(r[0]) for r in rej]
     if lines and (lines[0] < layout.first_line or lines[-1] > scan.total or np.isin(lines, empty).any()):
         return "DuckDB reported rejects on unexpected lines"
-    if lines and _merged_after(con, qt, layout, lines, empty):
+    if lines and _merged_after(con, qt, layout, columns, lines, empty):
         return "DuckDB merged the end of a rejected line with the next line"
-    if len(layout.names) == 1:
-        col = ident(layout.names[0])
+    if len(columns) == 1:
+        col = ident(columns[0])
         if _scalar(con, f"SELECT count(*) FROM {qt} WHERE trim({col}, ?) = ''", [layout.dialect.blank_chars]):
             return "a single-column file with blank values (whitespace-only lines are not records)"
     with _open(path) as f:
@@ -532,7 +540,12 @@ def _vouch(
 
 
 def _merged_after(
-    con: duckdb.DuckDBPyConnection, qt: str, layout: _Layout, lines: list[int], empty: np.ndarray
+    con: duckdb.DuckDBPyConnection,
+    qt: str,
+    layout: _Layout,
+    columns: tuple[str, ...],
+    lines: list[int],
+    empty: np.ndarray,
 ) -> bool:
     """Whether a row right after a rejected line holds a line break.
 
@@ -543,7 +556,7 @@ def _merged_after(
     """
     excluded = np.union1d(empty, lines)
     rowids = np.asarray(lines) - layout.first_line - np.searchsorted(excluded, lines)  # rows before each line
-    breaks = " OR ".join(f"contains({ident(n)}, chr(10))" for n in layout.names)
+    breaks = " OR ".join(f"contains({ident(n)}, chr(10))" for n in columns)
     sql = f"SELECT count(*) FROM {qt} WHERE rowid IN (SELECT unnest(?::BIGINT[])) AND ({breaks})"
     return bool(con.execute(sql, [rowids.tolist()]).fetchall()[0][0])
 
