@@ -497,6 +497,7 @@ def test_blank_header_followed_by_data(con, tmp_path: Path) -> None:
         ("Sku,qty,SKU", "duplicate column names: Sku / SKU"),
         ("a,,c", "column 2 has an empty name"),
         ('a,"b,c', "unterminated quote"),
+        ('a,"b\nc",d', "unterminated quote"),  # a name holding a line break: a header is one line
         ("a,_source_line", "reserved for lineage"),
     ],
 )
