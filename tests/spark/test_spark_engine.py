@@ -233,3 +233,15 @@ def test_casts_and_parsing_agree(spark_engine: EngineConfig) -> None:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def test_odd_header_names_give_the_same_tables_on_both_engines(tmp_path: Path, spark_engine: EngineConfig) -> None:
+    from tests.integration.test_header_names_props import ODD_NAMES, PLAIN, _project
+
+    catalogs = {}
+    for name, engine in (("duckdb", EngineConfig()), ("spark", spark_engine)):
+        project = _project(tmp_path / name, dict(zip(PLAIN, ODD_NAMES, strict=True)))
+        config = load_config(project / "retail-etl.yaml", env={}).model_copy(update={"engine": engine})
+        run(config)
+        catalogs[name] = Lake(config).catalog
+    _assert_same_tables(catalogs["duckdb"], catalogs["spark"])
