@@ -4,7 +4,9 @@ This is the reference reader used by :mod:`retail_etl.sources.csv_reader`: its r
 path parses whole files with it, and its fast path uses it to check and describe the
 lines DuckDB rejected, and to find beforehand the lines it rejects as ``unterminated
 quote`` (:func:`find_open_lines`, a byte scan that applies the same record logic to the
-few lines that may end inside quotes). Everything here works on *physical lines*: text
+few lines that may end inside quotes) or that DuckDB would read at a cost growing with
+the square of the line, lines with very many fields or too long (:func:`find_wide_lines`,
+a count of delimiters per line). Everything here works on *physical lines*: text
 between two ``\\n`` bytes (a ``\\r`` before the ``\\n`` belongs to the line terminator).
 
 Decoding never fails. Bytes that are invalid in the file's encoding are decoded to marker
