@@ -154,6 +154,41 @@ def test_header_names_are_trimmed_and_quoted_identifiers(con, tmp_path: Path) ->
     assert got.columns[2:] == ["Store ID", "sold, at", "select", 'Qty "x"']
 
 
+ODD_NAMES = [
+    "sku\" || '-INJECTED-' || \"sku",
+    'lone " quote',
+    "it's",
+    "back\\slash\\",
+    "naïve 日本 😀",
+    "a -- comment",
+    "x; DROP TABLE t",
+    "RowId",  # hides DuckDB's rowid, which numbers the lines
+    "/* c */ `b` [c] {d} ? $1 %s",
+    "tab\tinside",
+]
+
+
+def test_header_names_holding_sql_are_just_names(con, tmp_path: Path) -> None:
+    header = ",".join('"' + n.replace('"', '""') + '"' for n in ODD_NAMES)
+    lines = [",".join(f"{i}-{j}" for j in range(len(ODD_NAMES))) for i in range(4)]
+    path = write(tmp_path, "\n".join([header, *lines[:3], "x,y", lines[3], ""]))
+    got = load_both(con, path)
+    assert got.result.columns == tuple(ODD_NAMES)
+    assert got.columns[2:] == ODD_NAMES
+    expected = [(n, *line.split(",")) for n, line in zip([2, 3, 4, 6], lines, strict=True)]
+    assert got.rows == expected
+    assert got.rejects == [(5, "x,y", csv_lines.wrong_count(len(ODD_NAMES), 2))]
+    python = load(con, path, force="python")
+    assert python.columns[2:] == ODD_NAMES
+
+
+def test_a_header_with_a_lone_quote_is_read_as_names(con, tmp_path: Path) -> None:
+    path = write(tmp_path, 'sku",qty,rowid\nP1,2,a\nP2,3,b\n')
+    got = load_both(con, path)
+    assert got.result.columns == ('sku"', "qty", "rowid")
+    assert got.rows == [(2, "P1", "2", "a"), (3, "P2", "3", "b")]
+
+
 def test_escape_character(con, tmp_path: Path) -> None:
     path = write(tmp_path, 'a,b\n"say \\"hi\\"",x\\y\n"back\\\\",2\n')
     got = load_both(con, path, CsvOptions(escape="\\"))
@@ -462,6 +497,7 @@ def test_blank_header_followed_by_data(con, tmp_path: Path) -> None:
         ("Sku,qty,SKU", "duplicate column names: Sku / SKU"),
         ("a,,c", "column 2 has an empty name"),
         ('a,"b,c', "unterminated quote"),
+        ('a,"b\nc",d', "unterminated quote"),  # a name holding a line break: a header is one line
         ("a,_source_line", "reserved for lineage"),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -69,13 +70,15 @@ def dirty_csv(draw: st.DrawFn) -> tuple[bytes, CsvOptions]:
     out = [encode(draw(st.sampled_from(["report", 'title "x', "", "a;b,c"])) + eol) for _ in range(skip)]
     if header:
         out.append(encode(delim.join(f"c{i}" for i in range(ncols)) + eol))
-    kinds = ["good"] * 6 + ["short", "long", "blank", "junk", "stray_cr"]
+    kinds = ["good"] * 6 + ["short", "long", "wide", "blank", "junk", "stray_cr"]
     kinds += ["invalid"] if INVALID[encoding] else []
     kinds += ["unbalanced"] * 2
     for _ in range(draw(st.integers(0, 12))):
         kind = draw(st.sampled_from(kinds))
-        if kind in ("good", "short", "long", "invalid"):
+        if kind in ("good", "short", "long", "wide", "invalid"):
             n = ncols + {"short": -1, "long": 1}.get(kind, 0)
+            if kind == "wide":  # a line DuckDB's reader does not see
+                n += csv_lines.MAX_EXTRA_FIELDS + draw(st.integers(1, 3))
             raw = encode(delim.join(draw(field(delim, escape, multiline)) for _ in range(n or ncols + 1)))
             if kind == "invalid":
                 at = draw(st.integers(0, len(raw) // 2)) * (2 if encoding == "utf-16" else 1)
@@ -154,6 +157,11 @@ def _check_accounting(data: bytes, opts: CsvOptions, result: ReadResult, rows: l
     assert [r[1] for r in rows] == sorted(r[1] for r in rows), "rows out of file order"
 
 
+def _extra_fields(reason: str) -> int:
+    m = re.fullmatch(r"wrong field count: expected (\d+), found (\d+)", reason)
+    return int(m[2]) - int(m[1]) if m else 0
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=dirty_csv())
 def test_every_line_accounted_and_readers_agree(
@@ -164,6 +172,8 @@ def test_every_line_accounted_and_readers_agree(
     event(f"reader={result.reader}")
     if result.reader == "duckdb" and any(r[3] == csv_lines.REASON_UNTERMINATED for r in rejects):
         event("duckdb reader with unterminated quotes")
+    if result.reader == "duckdb" and any(_extra_fields(r[3]) > csv_lines.MAX_EXTRA_FIELDS for r in rejects):
+        event("duckdb reader with wide lines")
     _check_accounting(data, opts, result, rows, rejects)
     if result.reader == "duckdb":
         py_result, py_rows, py_rejects = _load(con, tmp_path, data, opts, "python")
@@ -267,3 +277,76 @@ def test_find_open_lines_agrees_with_iter_records(
         assert data[o.start : o.end].decode() == o.text
         assert o.start == fc.bom_len or data[o.start - 1] == ord("\n")
         assert data[o.end :] in (b"", b"\r") or data[o.end :].startswith((b"\n", b"\r\n"))
+
+
+WIDE_PIECES = [
+    *(b"a", b",", b",", b",", b";", b" ", b"\xff", b"\xc3\xa9"),
+    *(b'"', b'""', b'","', b'"a"'),
+    *(b"\n", b"\n", b"\r\n", b"\r"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(st.sampled_from(WIDE_PIECES), max_size=50),
+    chunk=st.integers(1, 9),
+    delim=st.sampled_from([",", ";"]),
+    ncols=st.integers(1, 3),
+    max_extra=st.integers(0, 2),
+    first_line=st.integers(1, 3),
+    utf16=st.booleans(),
+    tiny_limit=st.booleans(),
+)
+def test_find_wide_lines_finds_the_wide_and_long_rejects(
+    pieces: list[bytes],
+    chunk: int,
+    delim: str,
+    ncols: int,
+    max_extra: int,
+    first_line: int,
+    utf16: bool,
+    tiny_limit: bool,
+) -> None:
+    """find_wide_lines lists exactly the lines rejected on their own that have more than
+    ``max_extra`` extra delimiters or are too long, with the Python reader's raw text and
+    reason, whatever the chunk size and in UTF-8 and UTF-16."""
+    raw = b"".join(pieces)
+    if utf16:
+        data = b"\xff\xfe" + raw.decode("utf-8", errors="replace").encode("utf-16-le")
+        fc = csv_lines.resolve_codec("utf-16", data)
+    else:
+        data = raw
+        fc = csv_lines.resolve_codec("utf-8", data)
+    width = 2 if utf16 else 1
+    lf, cr = "\n".encode(fc.codec), "\r".encode(fc.codec)
+    dialect = csv_lines.Dialect(delim, '"', '"')
+    nulls = frozenset({""})
+    assert csv_lines.can_find_wide_lines(fc, dialect)
+    with mock.patch.object(csv_lines, "MAX_RECORD_BYTES", 12 if tiny_limit else csv_lines.MAX_RECORD_BYTES):
+        lines = [s for _, block, _ in csv_lines.iter_line_blocks(io.BytesIO(data), fc) for s in block]
+        expected = []
+        for n, s in enumerate(lines, 1):
+            kind, text, reason = csv_lines.classify_line(s, dialect, ncols, fc, nulls)
+            wide = s.count(delim) > ncols - 1 + max_extra or csv_lines.line_too_long(s, fc)
+            if n >= first_line and kind == csv_lines.REJECT and wide:
+                expected.append((n, text, reason))
+        got = csv_lines.find_wide_lines(
+            io.BytesIO(data), fc, dialect, ncols, first_line=first_line, nulls=nulls, chunk_bytes=chunk,
+            max_extra=max_extra,
+        )
+        batches = list(
+            csv_lines.iter_records(
+                csv_lines.iter_line_blocks(io.BytesIO(data), fc), dialect, ncols, fc, first_line=first_line, nulls=nulls
+            )
+        )
+    event(f"wide lines: {min(len(expected), 2)}")
+    assert [(o.line, o.text, o.reason) for o in got] == expected
+    if not any(b.spans for b in batches):  # every record one line: these are the reader's rejects
+        rejects = {r for b in batches for r in b.rejects}
+        assert {(o.line, o.text, o.reason) for o in got} <= rejects
+    for o in got:
+        assert o.start == fc.bom_len or data[o.start - width : o.start] == lf
+        rest = data[o.end :]
+        assert rest in (b"", cr) or rest.startswith((lf, cr + lf))
+        if data[o.start : o.end].endswith(cr):  # a CR of the line's text, not of its terminator
+            assert rest.startswith(cr)

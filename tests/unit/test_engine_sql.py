@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
+import sqlglot
+from sqlglot import exp
 
+from retail_etl import quoting
 from retail_etl.engines.sql import java_regex, strptime_pattern, to_spark
 from retail_etl.errors import ConfigError
 
@@ -48,3 +51,21 @@ def test_to_spark_leaves_no_duckdb_only_function() -> None:
     for spark in ("TRY_TO_TIMESTAMP", "YEAROFWEEK", "DAYOFWEEK_ISO", "TO_JSON(NAMED_STRUCT", "FILTER(", "SIZE(",
                   "RLIKE", "AS DOUBLE"):
         assert spark in sql, spark
+
+
+ODD = ['a"b', "a`b", "it's", "back\\slash", "naïve 日本 😀", "a -- b", "a; DROP TABLE t", "/* c */", "new\nline", "a.b"]
+
+
+@pytest.mark.parametrize("name", ODD)
+def test_quoted_names_and_strings_survive_the_transpile(name: str) -> None:
+    """Names and values quoted by retail_etl.quoting come out of to_spark as the same name and value."""
+    sql = to_spark(
+        f"SELECT {quoting.ident(name)} AS {quoting.ident(name + '2')}, {quoting.lit(name)} AS v "
+        f"FROM {quoting.ident('v_' + name)} WHERE {quoting.ident(name)} = {quoting.lit(name)}"
+    )
+    parsed = sqlglot.parse_one(sql, read="spark")
+    assert [c.name for c in parsed.find_all(exp.Column)] == [name, name]
+    assert [a.alias for a in parsed.expressions] == [name + "2", "v"]
+    assert [t.name for t in parsed.find_all(exp.Table)] == ["v_" + name]
+    assert [s.this for s in parsed.find_all(exp.Literal) if s.is_string] == [name, name]
+    assert len(sqlglot.parse(sql, read="spark")) == 1  # nothing escaped into a second statement

@@ -13,27 +13,26 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 from pyiceberg.expressions import BooleanExpression
-from sqlglot import exp
-
 from retail_etl.config.model import CsvOptions, EngineConfig
 from retail_etl.engines.base import Engine, catalog_reads, parquet_rows
 from retail_etl.errors import from_engine_error, from_os_error
 from retail_etl.lake.catalog import Catalog
+from retail_etl.quoting import DIALECT, ident, idents, lit, qualified
 from retail_etl.sources import csv_reader
 from retail_etl.sources.csv_reader import ReadResult
 
-DIALECT = "duckdb"
+__all__ = ["DIALECT", "DuckDBEngine", "arrow_schema", "connect", "register_tables", "write_parquet"]
 
 
 def connect(engine: EngineConfig, temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory connection with the configured memory limit; spills to ``temp_dir``."""
     con = duckdb.connect(":memory:")
-    con.execute(f"SET memory_limit = '{_size(engine.memory_limit)}'")
+    con.execute(f"SET memory_limit = {lit(_size(engine.memory_limit))}")
     if engine.threads:
-        con.execute(f"SET threads = {int(engine.threads)}")
+        con.execute(f"SET threads = {lit(int(engine.threads))}")
     if temp_dir is not None:
         temp_dir.mkdir(parents=True, exist_ok=True)
-        con.execute(f"SET temp_directory = {_quote(str(temp_dir))}")
+        con.execute(f"SET temp_directory = {lit(str(temp_dir))}")
     con.execute("SET enable_progress_bar = false")  # the CLI shows its own progress
     # No result depends on row order (the CSV reader keeps file order where it numbers lines);
     # without it DuckDB scans, joins and writes in parallel and buffers less.
@@ -55,24 +54,23 @@ def register_tables(
     """
     catalog.storage.attach(con)
     schema = catalog.namespace
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
     registered = []
     for name, row_filter in catalog_reads(catalog, reads).items():
         table = catalog.load(name)
         if table is None:
             continue
-        target = f"{_ident(schema)}.{_ident(name)}"
+        target = qualified(schema, name)
         files = catalog.files(table, row_filter=row_filter)
         if files:
-            file_list = ", ".join(_quote(f) for f in files)
             con.execute(
                 f"CREATE OR REPLACE VIEW {target} AS "
-                f"SELECT * FROM read_parquet([{file_list}], union_by_name=true, hive_partitioning=false)"
+                f"SELECT * FROM read_parquet({_list(files)}, union_by_name=true, hive_partitioning=false)"
             )
         else:
-            empty = table.schema().as_arrow().empty_table()
-            con.register(f"__empty_{schema}_{name}", empty)
-            con.execute(f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM {_ident(f'__empty_{schema}_{name}')}")
+            empty_name = f"__empty_{schema}_{name}"
+            con.register(empty_name, table.schema().as_arrow().empty_table())
+            con.execute(f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM {ident(empty_name)}")
         registered.append(name)
     return registered
 
@@ -84,12 +82,11 @@ def write_parquet(
     out_dir.mkdir(parents=True, exist_ok=True)
     options = ["FORMAT parquet", "COMPRESSION zstd"]
     if partition_by:
-        cols = ", ".join(_ident(c) for c in partition_by)
-        options += [f"PARTITION_BY ({cols})", "WRITE_PARTITION_COLUMNS true", "OVERWRITE_OR_IGNORE true"]
+        options += [f"PARTITION_BY ({idents(partition_by)})", "WRITE_PARTITION_COLUMNS true", "OVERWRITE_OR_IGNORE true"]
         target = out_dir
     else:
         target = out_dir / "data_0.parquet"
-    con.execute(f"COPY ({query}) TO {_quote(str(target))} ({', '.join(options)})")
+    con.execute(f"COPY ({query}) TO {lit(str(target))} ({', '.join(options)})")
     files = sorted(str(p) for p in out_dir.rglob("*.parquet"))
     if not partition_by and files and parquet_rows(files[0]) == 0:
         Path(files[0]).unlink()
@@ -101,12 +98,9 @@ def arrow_schema(con: duckdb.DuckDBPyConnection, query: str) -> pa.Schema:
     return con.sql(f"SELECT * FROM ({query}) LIMIT 0").to_arrow_table().schema
 
 
-def _ident(name: str) -> str:
-    return exp.to_identifier(name, quoted=True).sql(dialect=DIALECT)
-
-
-def _quote(text: str) -> str:
-    return exp.Literal.string(text).sql(dialect=DIALECT)
+def _list(values: Sequence[str]) -> str:
+    """A list literal of strings: ``['a', 'b']``."""
+    return f"[{', '.join(lit(v) for v in values)}]"
 
 
 def _size(text: str) -> str:
@@ -140,41 +134,39 @@ class DuckDBEngine(Engine):
 
     def table(self, name: str, sql: str) -> None:
         with _translated(f"build {name}"):
-            self.con.execute(f"CREATE OR REPLACE TABLE {_ident(name)} AS {sql}")
+            self.con.execute(f"CREATE OR REPLACE TABLE {ident(name)} AS {sql}")
 
     def view(self, name: str, sql: str) -> None:
-        self.con.execute(f"CREATE OR REPLACE VIEW {_ident(name)} AS {sql}")
+        self.con.execute(f"CREATE OR REPLACE VIEW {ident(name)} AS {sql}")
 
     def drop(self, name: str) -> None:
-        self.con.execute(f"DROP TABLE IF EXISTS {_ident(name)}")
+        self.con.execute(f"DROP TABLE IF EXISTS {ident(name)}")
 
     def fetch_rows(self, sql: str) -> list[tuple]:
         return self.con.execute(sql).fetchall()
 
     def columns(self, name: str) -> list[str]:
-        return self.con.sql(f"SELECT * FROM {_ident(name)} LIMIT 0").columns
+        return self.con.sql(f"SELECT * FROM {ident(name)} LIMIT 0").columns
 
     def schema(self, sql: str) -> pa.Schema:
         return arrow_schema(self.con, sql)
 
     def read_parquet_view(self, name: str, files: Sequence[str]) -> None:
-        listing = ", ".join(_quote(f) for f in files)
-        self.view(name, f"SELECT * FROM read_parquet([{listing}], hive_partitioning=false)")
+        self.view(name, f"SELECT * FROM read_parquet({_list(files)}, hive_partitioning=false)")
 
     def write_parquet(self, sql: str, out_dir: Path, partition_by: Sequence[str] = ()) -> list[str]:
         with _translated("write Parquet files to", out_dir):
             return write_parquet(self.con, sql, out_dir, partition_by=partition_by)
 
     def load_csv(self, path: Path, opts: CsvOptions, *, table: str, rejects_table: str, source_file: str) -> ReadResult:
-        self.con.execute(f"DROP TABLE IF EXISTS {_ident(table)}")
+        self.con.execute(f"DROP TABLE IF EXISTS {ident(table)}")
         return csv_reader.load_csv(self.con, path, opts, table=table, rejects_table=rejects_table,
                                    source_file=source_file)
 
     def register_catalog_tables(
         self, catalog: Catalog, reads: Mapping[str, BooleanExpression] | None = None
     ) -> dict[str, str]:
-        ns = _ident(catalog.namespace)
-        return {name: f"{ns}.{_ident(name)}" for name in register_tables(self.con, catalog, reads)}
+        return {name: qualified(catalog.namespace, name) for name in register_tables(self.con, catalog, reads)}
 
     def close(self) -> None:
         self.con.close()

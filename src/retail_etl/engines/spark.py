@@ -35,6 +35,7 @@ from typing import BinaryIO
 import duckdb
 import pyarrow as pa
 from pyiceberg.expressions import BooleanExpression
+from sqlglot import exp
 
 from retail_etl.config.model import CsvOptions, EngineConfig
 from retail_etl.engines.base import Engine, catalog_reads, parquet_rows
@@ -42,6 +43,7 @@ from retail_etl.engines.sql import to_spark
 from retail_etl.errors import ConfigError
 from retail_etl.lake.catalog import Catalog
 from retail_etl.lake.storage import LocalStorage
+from retail_etl.quoting import ident
 from retail_etl.sources import csv_reader
 from retail_etl.sources.csv_lines import (
     MAX_RECORD_BYTES,
@@ -57,7 +59,6 @@ from retail_etl.sources.csv_reader import ReadResult, read_header
 try:
     from pyspark import RDD, StorageLevel
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql import functions as F
     from pyspark.sql import types as T
 except ImportError:
     raise ConfigError(
@@ -130,7 +131,8 @@ class SparkEngine(Engine):
         if persist:
             df = df.persist(StorageLevel.MEMORY_AND_DISK)
             self._persisted[name] = df
-        df.createOrReplaceTempView(name)
+        # Spark parses the name it is given here (but not in dropTempView): quote it.
+        df.createOrReplaceTempView(exp.to_identifier(name, quoted=True).sql(dialect="spark"))
         self._views.add(name)
 
     def table(self, name: str, sql: str) -> None:
@@ -143,7 +145,7 @@ class SparkEngine(Engine):
         return [tuple(row) for row in self._df(sql).collect()]
 
     def columns(self, name: str) -> list[str]:
-        return self.spark.table(f"`{name}`").columns
+        return self._df(f"SELECT * FROM {ident(name)}").columns
 
     def schema(self, sql: str) -> pa.Schema:
         return pa.schema([pa.field(f.name, _arrow_type(f.dataType)) for f in self._df(sql).schema.fields])
@@ -157,14 +159,13 @@ class SparkEngine(Engine):
         return reader.parquet(*(str(f).translate(_GLOB_ESCAPES) for f in files))
 
     def write_parquet(self, sql: str, out_dir: Path, partition_by: Sequence[str] = ()) -> list[str]:
-        df = self._df(sql)
         if partition_by:
             keys = [f"_p_{c}" for c in partition_by]
-            for column, key in zip(partition_by, keys, strict=True):
-                df = df.withColumn(key, F.col(f"`{column}`"))
+            copies = ", ".join(f"{ident(c)} AS {ident(k)}" for c, k in zip(partition_by, keys, strict=True))
+            df = self._df(f"SELECT *, {copies} FROM ({sql}) AS _written")
             writer = df.repartition(*keys).write.partitionBy(*keys)
         else:
-            writer = df.coalesce(1).write
+            writer = self._df(sql).coalesce(1).write
         writer.mode("overwrite").parquet(str(out_dir))
         for crc in out_dir.rglob("*.crc"):  # Hadoop's local checksum files: not data
             crc.unlink()
@@ -194,7 +195,7 @@ class SparkEngine(Engine):
             df = self._read_parquet(files, schema) if files else self.spark.createDataFrame([], schema)
             view = f"{catalog.namespace}__{name}"
             self._register(view, df, persist=False)
-            relations[name] = f'"{view}"'
+            relations[name] = ident(view)
         return relations
 
     def close(self) -> None:
@@ -265,7 +266,7 @@ class SparkEngine(Engine):
     def _append_rejects(self, name: str, rejects: DataFrame) -> None:
         """Add ``rejects`` to the rejects relation ``name`` (computed once, when first used)."""
         self._pieces.append(rejects.persist(StorageLevel.MEMORY_AND_DISK))
-        self._register(name, self.spark.table(f"`{name}`").unionByName(self._pieces[-1]), persist=False)
+        self._register(name, self._df(f"SELECT * FROM {ident(name)}").unionByName(self._pieces[-1]), persist=False)
 
 
 @dataclasses.dataclass(frozen=True)

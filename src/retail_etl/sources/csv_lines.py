@@ -4,7 +4,9 @@ This is the reference reader used by :mod:`retail_etl.sources.csv_reader`: its r
 path parses whole files with it, and its fast path uses it to check and describe the
 lines DuckDB rejected, and to find beforehand the lines it rejects as ``unterminated
 quote`` (:func:`find_open_lines`, a byte scan that applies the same record logic to the
-few lines that may end inside quotes). Everything here works on *physical lines*: text
+few lines that may end inside quotes) or that DuckDB would read at a cost growing with
+the square of the line, lines with very many fields or too long (:func:`find_wide_lines`,
+a count of delimiters per line). Everything here works on *physical lines*: text
 between two ``\\n`` bytes (a ``\\r`` before the ``\\n`` belongs to the line terminator).
 
 Decoding never fails. Bytes that are invalid in the file's encoding are decoded to marker
@@ -49,6 +51,9 @@ import numpy as np
 MAX_RECORD_BYTES: Final = 1 << 20
 #: A multi-line quoted record may span at most this many physical lines.
 MAX_RECORD_LINES: Final = 1000
+#: A line with more fields than this beyond the expected ones is kept away from DuckDB's reader,
+#: which records one reject per extra field, each holding the whole line (:func:`find_wide_lines`).
+MAX_EXTRA_FIELDS: Final = 16
 #: Read size of every streaming pass.
 CHUNK_BYTES: Final = 1 << 22
 
@@ -68,7 +73,9 @@ UNCLOSED: Final = 13  # classify_line only: the line ends inside a quoted field
 
 REASON_UNTERMINATED: Final = "unterminated quote"
 REASON_JUNK: Final = "unexpected character after closing quote"
-REASON_TOO_LONG: Final = f"line too long: more than {MAX_RECORD_BYTES} bytes"
+REASON_TOO_LONG: Final = (
+    f"line too long: more than {MAX_RECORD_BYTES} bytes; raw_line keeps its first {MAX_RECORD_BYTES} characters"
+)
 
 
 _marks_made = [0]  # calls of _mark: a decode that did not change it met no invalid byte
@@ -652,12 +659,14 @@ def _join(
 
 @dataclass(frozen=True)
 class OpenLine:
-    """A line :func:`iter_records` rejects as ``unterminated quote`` (:func:`find_open_lines`)."""
+    """A line :func:`iter_records` rejects, found beforehand by a byte scan: as ``unterminated
+    quote`` (:func:`find_open_lines`), or for its field count or length (:func:`find_wide_lines`)."""
 
     line: int  # its number
     text: str  # its text without the line terminator: the reject's raw text
     start: int  # byte offset of its first byte
     end: int  # byte offset of its terminator (``\\r\\n`` or ``\\n``), or the file size
+    reason: str = REASON_UNTERMINATED
 
 
 def can_find_open_lines(fc: FileCodec, dialect: Dialect) -> bool:
@@ -784,6 +793,111 @@ def _lines_after(f: BinaryIO, fc: FileCodec, buf: bytes, pos: int, end: int, bas
         yield from lines
 
 
+# --------------------------------------------------------------------------- wide lines
+
+_UNIT_TYPES: Final = {"utf-16-le": "<u2", "utf-16-be": ">u2", "utf-32-le": "<u4", "utf-32-be": ">u4"}
+
+
+def _code_units(fc: FileCodec, delimiter: str) -> tuple[np.dtype, int, int, int] | None:
+    """``(dtype, width, delimiter unit, line feed unit)`` to scan a file of this encoding as an
+    array of code units, or None. The delimiter unit is the first of the delimiter's: counting
+    it bounds the number of delimiters from above."""
+    if fc.codec in _UNIT_TYPES:
+        dtype = np.dtype(_UNIT_TYPES[fc.codec])
+    elif fc.ascii_compatible and (fc.max_bytes_per_char == 1 or fc.codec == "utf-8"):
+        dtype = np.dtype(np.uint8)
+    else:
+        return None
+    width = dtype.itemsize
+    try:
+        d = np.frombuffer(delimiter.encode(fc.codec)[:width], dtype)[0]
+    except UnicodeEncodeError:
+        return None
+    return dtype, width, int(d), int(np.frombuffer("\n".encode(fc.codec), dtype)[0])
+
+
+def can_find_wide_lines(fc: FileCodec, dialect: Dialect) -> bool:
+    """Whether :func:`find_wide_lines` can scan files of this encoding and dialect."""
+    return _code_units(fc, dialect.delimiter) is not None
+
+
+def find_wide_lines(
+    f: BinaryIO,
+    fc: FileCodec,
+    dialect: Dialect,
+    ncols: int,
+    *,
+    first_line: int,
+    nulls: frozenset[str] = frozenset(),
+    chunk_bytes: int = 1 << 20,
+    max_extra: int = MAX_EXTRA_FIELDS,
+) -> list[OpenLine]:
+    """The lines from ``first_line`` on that :func:`iter_records` rejects and that would make
+    DuckDB's reader slow: more than ``ncols + max_extra`` fields, or longer than
+    MAX_RECORD_BYTES. Each line is kept once, with its reject's raw text and reason.
+
+    Requires :func:`can_find_wide_lines`. One streaming pass counts, per line, the code units
+    that may be delimiters (numpy); only the lines over a limit are decoded and judged by
+    :func:`classify_line`. Lines whose extra delimiters sit inside quotes are rows: not listed.
+    Time is linear in the file's size, memory bounded by the chunk and MAX_RECORD_BYTES (the
+    chunk is small because the count makes an int32 copy of it).
+    """
+    units = _code_units(fc, dialect.delimiter)
+    assert units is not None, "find_wide_lines needs can_find_wide_lines"
+    dtype, width, delim, lf = units
+    max_delims = ncols - 1 + max_extra
+    step = max(chunk_bytes - chunk_bytes % width, width)
+    candidates: list[tuple[int, int, int]] = []  # (line, start, end) as OpenLine has them
+    f.seek(fc.bom_len)
+    pos = start = fc.bom_len  # next byte to scan; start of the line being scanned
+    line, delims = 1, 0  # that line's number, and its delimiter units so far
+    tail = b""  # an incomplete code unit, carried to the next chunk
+    while chunk := tail + f.read(step):
+        usable = len(chunk) - len(chunk) % width
+        if usable == 0:
+            break  # a few bytes at the end of the file: part of the last line
+        tail = chunk[usable:]
+        a = np.frombuffer(chunk, dtype, usable // width)
+        is_delim = a == delim
+        ends = np.flatnonzero(a == lf)
+        if len(ends):
+            counts = np.add.reduceat(is_delim[: ends[-1] + 1], np.concatenate(([0], ends[:-1] + 1)), dtype=np.int32)
+            line_ends = pos + ends * width
+            line_starts = np.concatenate(([start], line_ends[:-1] + width))
+            over = (counts > max_delims) | (line_ends - line_starts >= MAX_RECORD_BYTES)
+            over[0] |= int(counts[0]) + delims > max_delims
+            for i in np.flatnonzero(over).tolist():
+                candidates.append((line + i, int(line_starts[i]), int(line_ends[i])))
+            line += len(ends)
+            start = int(line_ends[-1]) + width
+            delims = int(np.count_nonzero(is_delim[ends[-1] + 1 :]))
+        else:
+            delims += int(np.count_nonzero(is_delim))
+        pos += usable
+    size = pos + len(tail)
+    if size > start and (delims > max_delims or size - start >= MAX_RECORD_BYTES):
+        candidates.append((line, start, size))
+
+    limit = MAX_RECORD_BYTES + 1
+    keep = limit * fc.max_bytes_per_char + 8  # enough bytes to decode `limit` characters
+    cr = "\r".encode(fc.codec)
+    out: list[OpenLine] = []
+    for n, s, e in candidates:
+        if n < first_line:
+            continue
+        f.seek(s)
+        kind, raw, reason = classify_line(_decode_line(f.read(min(e - s, keep)), fc, limit), dialect, ncols, fc, nulls)
+        if kind != REJECT:
+            continue
+        assert isinstance(raw, str) and reason is not None
+        if e - s >= width:
+            f.seek(e - width)
+            if f.read(width) == cr:
+                e -= width  # the terminator is CR LF (or the file ends with a CR)
+        out.append(OpenLine(n, raw, s, e, reason))
+    return out
+
+
 def _line_offset(f: BinaryIO, fc: FileCodec, line: int, chunk_bytes: int) -> int | None:
     """The byte offset where line ``line`` starts, or None when the file has fewer lines."""
     f.seek(fc.bom_len)
@@ -823,6 +937,7 @@ __all__ = [
     "FileCodec",
     "JUNK",
     "LineScan",
+    "MAX_EXTRA_FIELDS",
     "MAX_RECORD_BYTES",
     "MAX_RECORD_LINES",
     "OK",
@@ -836,9 +951,11 @@ __all__ = [
     "RecordBatch",
     "UNCLOSED",
     "can_find_open_lines",
+    "can_find_wide_lines",
     "classify_line",
     "fetch_lines",
     "find_open_lines",
+    "find_wide_lines",
     "first_invalid_byte",
     "fit_fields",
     "invalid_byte",

@@ -21,10 +21,21 @@ Two readers, one result:
   few lines that may end inside quotes) finds the lines whose quoted field is open at
   their end and judges them with the recovery path's record logic. If one starts a
   multi-line record, the recovery path reads the file. The others are that path's
-  ``unterminated quote`` rejects: DuckDB then reads a temporary copy of the file with
-  those lines emptied (line numbers unchanged), streamed into DuckDB's
-  ``temp_directory`` (the step's spill space) or the system temp directory and deleted
-  after the load. The input file is only ever read.
+  ``unterminated quote`` rejects.
+* **Wide and long lines.** DuckDB records one reject per extra field, each holding the
+  whole line: its cost grows with the square of the line (113 s and 5.6 GiB for one
+  400 KB line of 200,000 fields), and a line past ``max_line_size`` with many fields
+  does not finish. So a second scan
+  (:func:`~retail_etl.sources.csv_lines.find_wide_lines`: numpy counts the delimiters of
+  every line) picks the lines with more than ``MAX_EXTRA_FIELDS`` extra fields or longer
+  than ``MAX_RECORD_BYTES``, and those the recovery path rejects are its rejects here:
+  one per line, raw text kept once (cut to ``MAX_RECORD_BYTES`` characters, as the
+  reason says).
+
+  DuckDB then reads a temporary copy of the file with the lines of these two kinds
+  emptied (line numbers unchanged), streamed into DuckDB's ``temp_directory`` (the step's
+  spill space) or the system temp directory and deleted after the load. The input file
+  is only ever read.
 * **Recovery path (Python).** :mod:`retail_etl.sources.csv_lines` splits physical lines,
   decodes each one on its own, joins multi-line quoted records and rejects exactly the
   broken lines, streaming rows into DuckDB in Arrow batches. Used when the check fails
@@ -72,6 +83,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from retail_etl.config.model import CsvOptions
+from retail_etl.quoting import ident, idents, qualified
 from retail_etl.errors import PermanentError, SourceError, TransientError
 from retail_etl.sources.csv_lines import (
     BLANK,
@@ -79,7 +91,6 @@ from retail_etl.sources.csv_lines import (
     JUNK,
     MAX_RECORD_BYTES,
     OPEN,
-    REASON_UNTERMINATED,
     REJECT,
     ROW,
     UNCLOSED,
@@ -88,9 +99,11 @@ from retail_etl.sources.csv_lines import (
     LineScan,
     OpenLine,
     can_find_open_lines,
+    can_find_wide_lines,
     classify_line,
     fetch_lines,
     find_open_lines,
+    find_wide_lines,
     first_invalid_byte,
     is_blank,
     iter_line_blocks,
@@ -328,38 +341,40 @@ def _load_duckdb(
         scan = scan_lines(f, fc)
     if scan.lone_cr:
         return f"{scan.lone_cr} carriage return(s) not ending a line (DuckDB may read them as line breaks)"
-    unterminated = _unterminated_lines(path, opts, layout)
-    if isinstance(unterminated, str):
-        return unterminated
+    excluded = _excluded_lines(path, opts, layout)
+    if isinstance(excluded, str):
+        return excluded
     first = layout.first_line
     n_lines = max(scan.total - first + 1, 0)
     empty = scan.empty[scan.empty >= first]
-    # Lines empty in the file DuckDB reads: the unterminated-quote lines are emptied in its copy.
-    read_empty = np.union1d(empty, np.array([u.line for u in unterminated], dtype=np.int64))
+    # Lines empty in the file DuckDB reads: the excluded lines are emptied in its copy.
+    read_empty = np.union1d(empty, np.array([u.line for u in excluded], dtype=np.int64))
     if len(names) == 1 and len(read_empty):
-        return "a single-column file with empty or unterminated-quote lines (DuckDB reads empty lines as NULL rows)"
+        return "a single-column file with empty or excluded lines (DuckDB reads empty lines as NULL rows)"
 
     source = path
-    if unterminated:
-        copy = _copy_without(con, path, unterminated)
+    if excluded:
+        copy = _copy_without(con, path, excluded)
         if isinstance(copy, str):
             return copy
         source = copy
     tag = uuid.uuid4().hex[:12]
     rej_tab, scan_tab = f"_retail_etl_rejects_{tag}", f"_retail_etl_scans_{tag}"
-    columns = "{" + ", ".join(f"{_sql_str(n)}: 'VARCHAR'" for n in names) + "}"
+    # A column named rowid would hide DuckDB's row ids, which number the lines: it is loaded
+    # under another name, renamed once the lines are numbered.
+    loaded = tuple(f"_retail_etl_{tag}_{i}" if n.casefold() == "rowid" else n for i, n in enumerate(names))
     sql = f"""
         CREATE TABLE {qt} AS
         SELECT ?::VARCHAR AS _source_file, NULL::BIGINT AS _source_line, *
-        FROM read_csv(?, columns = {columns}, all_varchar = true, auto_detect = false, hive_partitioning = false,
+        FROM read_csv(?, columns = ?, all_varchar = true, auto_detect = false, hive_partitioning = false,
                       header = ?, skip = ?, delim = ?, quote = ?, escape = ?,
                       nullstr = ?::VARCHAR[], encoding = ?, strict_mode = true,
-                      max_line_size = {MAX_RECORD_BYTES}, store_rejects = true,
-                      rejects_table = '{rej_tab}', rejects_scan = '{scan_tab}')
+                      max_line_size = ?, store_rejects = true, rejects_table = ?, rejects_scan = ?)
     """
     params = [
         source_file,
         str(source),
+        dict.fromkeys(loaded, "VARCHAR"),
         opts.header,
         opts.skip_rows,
         opts.delimiter,
@@ -367,6 +382,9 @@ def _load_duckdb(
         opts.escape,
         list(opts.null_values) or [_NO_NULL],
         fc.duckdb,
+        MAX_RECORD_BYTES,
+        rej_tab,
+        scan_tab,
     ]
     created = False
     try:
@@ -380,39 +398,52 @@ def _load_duckdb(
                 raise
             except duckdb.Error as e:
                 return f"DuckDB failed: {str(e).splitlines()[0]}"
-            outcome = _vouch(con, path, opts, layout, qt, rej_tab, scan, read_empty, n_lines)
+            outcome = _vouch(con, path, opts, layout, loaded, qt, rej_tab, scan, read_empty, n_lines)
             if isinstance(outcome, str):
                 return outcome
             rows, rejects, blank_ws = outcome
-            rejects += [(u.line, u.text, REASON_UNTERMINATED) for u in unterminated]
+            rejects += [(u.line, u.text, u.reason) for u in excluded]
             skipped = np.array([r[0] for r in rejects] + blank_ws, dtype=np.int64)
             _number_lines(con, qt, rows, first, np.union1d(read_empty, skipped))
+            for column, name in zip(loaded, names, strict=True):
+                if column != name:
+                    _run(con, f"ALTER TABLE {qt} RENAME COLUMN {ident(column)} TO {ident(name)}")
             _insert_rejects(con, qr, source_file, rejects)
         result = ReadResult(names, rows, len(rejects), len(empty) + len(blank_ws), "duckdb")
         created = False  # keep the table
         return result
     finally:
         for tmp in (rej_tab, scan_tab):
-            _run(con, f"DROP TABLE IF EXISTS {tmp}")
+            _run(con, f"DROP TABLE IF EXISTS {ident(tmp)}")
         if created:
             _run(con, f"DROP TABLE IF EXISTS {qt}")
         if source != path:
             source.unlink(missing_ok=True)
 
 
-def _unterminated_lines(path: Path, opts: CsvOptions, layout: _Layout) -> list[OpenLine] | str:
-    """The lines the Python reader rejects as ``unterminated quote`` (DuckDB would swallow
-    the rest of the file into one reject), or why the fast path does not apply: a quoted
-    field spanning lines (a multi-line record). Files it cannot scan as bytes (UTF-16)
-    are left to the line count check: []."""
-    if not can_find_open_lines(layout.codec, layout.dialect):
-        return []
+def _excluded_lines(path: Path, opts: CsvOptions, layout: _Layout) -> list[OpenLine] | str:
+    """The lines DuckDB must not read, each a reject of the Python reader, or why the fast
+    path does not apply.
+
+    * ``unterminated quote`` lines: DuckDB would swallow the rest of the file into one
+      reject. A quoted field spanning lines (a multi-line record) is for the Python reader.
+      Files this cannot scan as bytes (UTF-16) are left to the line count check.
+    * lines with many more fields than the header, or too long: DuckDB records one reject
+      per extra field, each holding the whole line, which grows with the square of the
+      line's length (minutes and gigabytes for one 400 KB line of 200,000 fields).
+    """
+    ncols, nulls = len(layout.names), frozenset(opts.null_values)
+    if not can_find_wide_lines(layout.codec, layout.dialect):
+        return f"the fields of encoding {opts.encoding} with delimiter {opts.delimiter!r} cannot be counted as bytes"
+    found: list[OpenLine] | int = []
+    if can_find_open_lines(layout.codec, layout.dialect):
+        with _open(path) as f:
+            found = find_open_lines(f, layout.codec, layout.dialect, ncols, first_line=layout.first_line, nulls=nulls)
+        if isinstance(found, int):
+            return f"line {found} starts a multi-line record"
     with _open(path) as f:
-        found = find_open_lines(
-            f, layout.codec, layout.dialect, len(layout.names),
-            first_line=layout.first_line, nulls=frozenset(opts.null_values),
-        )
-    return f"line {found} starts a multi-line record" if isinstance(found, int) else found
+        wide = find_wide_lines(f, layout.codec, layout.dialect, ncols, first_line=layout.first_line, nulls=nulls)
+    return sorted([*found, *wide], key=lambda u: u.line)
 
 
 def _copy_without(con: duckdb.DuckDBPyConnection, path: Path, lines: list[OpenLine]) -> Path | str:
@@ -424,7 +455,7 @@ def _copy_without(con: duckdb.DuckDBPyConnection, path: Path, lines: list[OpenLi
     try:
         fd, name = tempfile.mkstemp(prefix="retail_etl_", suffix=".csv", dir=folder)
     except OSError as e:
-        return f"cannot write a copy without the unterminated-quote lines: {e}"
+        return f"cannot write a copy without the excluded lines: {e}"
     copy = Path(name)
     try:
         with open(fd, "wb") as out, open(path, "rb") as src:
@@ -434,7 +465,7 @@ def _copy_without(con: duckdb.DuckDBPyConnection, path: Path, lines: list[OpenLi
             shutil.copyfileobj(src, out, CHUNK_BYTES)
     except OSError as e:
         copy.unlink(missing_ok=True)
-        return f"cannot write a copy without the unterminated-quote lines: {e}"
+        return f"cannot write a copy without the excluded lines: {e}"
     if _is_glob(copy):
         copy.unlink()
         return "DuckDB would read the name of the temporary copy as a glob pattern"
@@ -452,6 +483,7 @@ def _vouch(
     path: Path,
     opts: CsvOptions,
     layout: _Layout,
+    columns: tuple[str, ...],
     qt: str,
     rej_tab: str,
     scan: LineScan,
@@ -460,13 +492,14 @@ def _vouch(
 ) -> tuple[int, list[tuple[int, str, str]], list[int]] | str:
     """Check DuckDB's load against the line count; judge its rejected lines.
 
-    ``empty`` are the lines empty in the file DuckDB read. Returns ``(rows, rejects,
+    ``columns`` are the CSV columns as loaded into ``qt``; ``empty`` are the lines empty in the
+    file DuckDB read. Returns ``(rows, rejects,
     whitespace_lines)`` or why the load cannot be trusted.
     """
     rows = _scalar(con, f"SELECT count(*) FROM {qt}")
     rej = con.execute(
         f"""SELECT line, bool_or(contains(trim(csv_line, chr(13) || chr(10)), chr(10)))
-            FROM {rej_tab} GROUP BY line ORDER BY line"""
+            FROM {ident(rej_tab)} GROUP BY line ORDER BY line"""
     ).fetchall()
     if any(multi for _, multi in rej):
         return "a rejected record spans several lines"
@@ -478,12 +511,11 @@ def _vouch(
     lines = [int(r[0]) for r in rej]
     if lines and (lines[0] < layout.first_line or lines[-1] > scan.total or np.isin(lines, empty).any()):
         return "DuckDB reported rejects on unexpected lines"
-    if lines and _merged_after(con, qt, layout, lines, empty):
+    if lines and _merged_after(con, qt, layout, columns, lines, empty):
         return "DuckDB merged the end of a rejected line with the next line"
-    if len(layout.names) == 1:
-        col = _qident(layout.names[0])
-        blank_chars = _sql_str(layout.dialect.blank_chars)
-        if _scalar(con, f"SELECT count(*) FROM {qt} WHERE trim({col}, {blank_chars}) = ''"):
+    if len(columns) == 1:
+        col = ident(columns[0])
+        if _scalar(con, f"SELECT count(*) FROM {qt} WHERE trim({col}, ?) = ''", [layout.dialect.blank_chars]):
             return "a single-column file with blank values (whitespace-only lines are not records)"
     with _open(path) as f:
         texts = fetch_lines(f, layout.codec, lines)
@@ -508,7 +540,12 @@ def _vouch(
 
 
 def _merged_after(
-    con: duckdb.DuckDBPyConnection, qt: str, layout: _Layout, lines: list[int], empty: np.ndarray
+    con: duckdb.DuckDBPyConnection,
+    qt: str,
+    layout: _Layout,
+    columns: tuple[str, ...],
+    lines: list[int],
+    empty: np.ndarray,
 ) -> bool:
     """Whether a row right after a rejected line holds a line break.
 
@@ -519,7 +556,7 @@ def _merged_after(
     """
     excluded = np.union1d(empty, lines)
     rowids = np.asarray(lines) - layout.first_line - np.searchsorted(excluded, lines)  # rows before each line
-    breaks = " OR ".join(f"contains({_qident(n)}, chr(10))" for n in layout.names)
+    breaks = " OR ".join(f"contains({ident(n)}, chr(10))" for n in columns)
     sql = f"SELECT count(*) FROM {qt} WHERE rowid IN (SELECT unnest(?::BIGINT[])) AND ({breaks})"
     return bool(con.execute(sql, [rowids.tolist()]).fetchall()[0][0])
 
@@ -538,7 +575,7 @@ def _number_lines(con: duckdb.DuckDBPyConnection, qt: str, rows: int, first: int
     keys = excluded.astype(np.int64) - first - np.arange(len(excluded), dtype=np.int64)
     keys = keys[keys < rows]
     if len(keys) == 0:
-        _run(con, f"UPDATE {qt} SET _source_line = rowid + {first}")
+        _run(con, f"UPDATE {qt} SET _source_line = rowid + ?", [first])
         return
     uniq = np.unique(keys)
     cum = np.searchsorted(keys, uniq, side="right").astype(np.int64)  # #keys <= uniq[j]
@@ -560,9 +597,10 @@ def _number_lines(con: duckdb.DuckDBPyConnection, qt: str, rows: int, first: int
     try:
         _run(
             con,
-            f"""UPDATE {qt} SET _source_line = {qt}.rowid + {first}
+            f"""UPDATE {qt} SET _source_line = {qt}.rowid + ?
                     + coalesce(k.cs[len(list_filter(k.ks, lambda x: x <= {qt}.rowid))], k.base)
-                FROM {name} AS k WHERE k.b = {qt}.rowid // {block}"""
+                FROM {ident(name)} AS k WHERE k.b = {qt}.rowid // ?""",
+            [first, block],
         )
     finally:
         con.unregister(name)
@@ -583,16 +621,18 @@ def _load_python(
     nulls = pa.array(sorted(set(opts.null_values)), pa.string())
     null_str = pa.scalar(None, pa.string())
     tag = uuid.uuid4().hex[:12]
-    batch_name, staging = f"_retail_etl_batch_{tag}", f"_retail_etl_rejects_{tag}"
+    batch_name = f"_retail_etl_batch_{tag}"
+    staging = ident(f"_retail_etl_rejects_{tag}")
     _create_table(con, qt, qt, names)
     _run(con, f"CREATE TEMP TABLE {staging} (_source_line BIGINT, raw_line VARCHAR, reason VARCHAR)")
     done = False
     n_rows = n_rejects = n_blank = 0
 
-    def push(target: str, table: pa.Table, sql: str, *params: object) -> None:
+    def push(target: str, table: pa.Table, select: str, *params: object) -> None:
+        """``INSERT INTO target <select> FROM`` the Arrow ``table``."""
         con.register(batch_name, table)
         try:
-            _run(con, sql.format(batch=batch_name, target=target), list(params))
+            _run(con, f"INSERT INTO {target} {select} FROM {ident(batch_name)}", list(params))
         finally:
             con.unregister(batch_name)
 
@@ -603,7 +643,7 @@ def _load_python(
             if len(nulls):
                 arr = pc.if_else(pc.is_in(arr, value_set=nulls), null_str, arr)
             cols[f"c{i}"] = arr
-        push(qt, pa.table(cols), "INSERT INTO {target} SELECT ?::VARCHAR, * FROM {batch}", source_file)
+        push(qt, pa.table(cols), "SELECT ?::VARCHAR, *", source_file)
 
     def flush_rejects(rej: list[tuple[int, str, str]]) -> None:
         lines, raws, reasons = (list(c) for c in zip(*rej, strict=True))
@@ -614,7 +654,7 @@ def _load_python(
                 "reason": pa.array(reasons, pa.string()),
             }
         )
-        push(staging, tbl, "INSERT INTO {target} SELECT * FROM {batch}")
+        push(staging, tbl, "SELECT *")
 
     try:
         with _open(path) as f:
@@ -637,7 +677,7 @@ def _load_python(
                 n_blank += batch.blanks
         _run(
             con,
-            f"INSERT INTO {qr} ({', '.join(REJECT_COLUMNS)}) "
+            f"INSERT INTO {qr} ({idents(REJECT_COLUMNS)}) "
             f"SELECT ?::VARCHAR, _source_line, raw_line, reason FROM {staging} ORDER BY _source_line",
             [source_file],
         )
@@ -676,8 +716,8 @@ def _insert_rejects(
     try:
         _run(
             con,
-            f"INSERT INTO {qr} ({', '.join(REJECT_COLUMNS)}) "
-            f"SELECT ?::VARCHAR, _source_line, raw_line, reason FROM {name} ORDER BY _source_line",
+            f"INSERT INTO {qr} ({idents(REJECT_COLUMNS)}) "
+            f"SELECT ?::VARCHAR, _source_line, raw_line, reason FROM {ident(name)} ORDER BY _source_line",
             [source_file],
         )
     finally:
@@ -705,10 +745,10 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None =
     con.complete()
 
 
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> object:
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> object:
     """The single value of a query. (fetchone() would leave the result open, and DuckDB 2
     refuses other work on a connection with an unfinished result.)"""
-    return con.execute(sql).fetchall()[0][0]
+    return con.execute(sql, params).fetchall()[0][0]
 
 
 def _ensure_rejects_table(con: duckdb.DuckDBPyConnection, qr: str, name: str) -> None:
@@ -718,7 +758,7 @@ def _ensure_rejects_table(con: duckdb.DuckDBPyConnection, qr: str, name: str) ->
         "(_source_file VARCHAR, _source_line BIGINT, raw_line VARCHAR, reason VARCHAR)"
     )
     try:
-        _run(con, f"SELECT {', '.join(REJECT_COLUMNS)} FROM {qr} LIMIT 0")
+        _run(con, f"SELECT {idents(REJECT_COLUMNS)} FROM {qr} LIMIT 0")
     except duckdb.Error:
         raise PermanentError(
             f"rejects table {name} exists without the columns {', '.join(REJECT_COLUMNS)}",
@@ -738,11 +778,7 @@ def _create_table(con: duckdb.DuckDBPyConnection, qt: str, table: str, names: tu
 
 
 def _column_defs(names: tuple[str, ...]) -> str:
-    return ", ".join(["_source_file VARCHAR", "_source_line BIGINT", *(f"{_qident(n)} VARCHAR" for n in names)])
-
-
-def _qident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    return ", ".join(["_source_file VARCHAR", "_source_line BIGINT", *(f"{ident(n)} VARCHAR" for n in names)])
 
 
 def _qualified(table: str) -> str:
@@ -750,15 +786,11 @@ def _qualified(table: str) -> str:
     parts = table.split(".")
     if not 1 <= len(parts) <= 3 or not all(parts):
         raise PermanentError(f"invalid table name {table!r}")
-    return ".".join(_qident(p) for p in parts)
+    return qualified(*parts)
 
 
 def _is_glob(path: str | Path) -> bool:
     return any(c in str(path) for c in "*?[{")
-
-
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 __all__ = ["LINEAGE_COLUMNS", "REJECT_COLUMNS", "ReadResult", "load_csv", "read_header"]

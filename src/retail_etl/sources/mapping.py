@@ -23,6 +23,7 @@ from sqlglot.errors import ParseError
 from retail_etl.config.model import SourceConfig
 from retail_etl.errors import ConfigError
 from retail_etl.model import ENTITIES, Entity
+from retail_etl.quoting import literal
 
 NUMERIC_PREFIXES = ("DECIMAL", "INTEGER", "BIGINT", "DOUBLE")
 
@@ -87,12 +88,12 @@ def plan_source(name: str, source: SourceConfig) -> SourcePlan:
             fill = source.defaults.get(col.name, col.blank_value)
             # A blank value takes the declared default.
             base[col.name] = (
-                parsed if fill is None else exp.Coalesce(this=parsed.copy(), expressions=[exp.cast(_literal(fill), col.type)])
+                parsed if fill is None else exp.Coalesce(this=parsed.copy(), expressions=[exp.cast(literal(fill), col.type)])
             )
             if col.type != "VARCHAR":
                 checks.append(ParseCheck(col.name, spec.column, col.type, spec.format, parsed.copy()))
         elif col.name in source.defaults:
-            base[col.name] = exp.cast(_literal(source.defaults[col.name]), col.type)
+            base[col.name] = exp.cast(literal(source.defaults[col.name]), col.type)
 
     formulas: dict[str, exp.Expression] = {}
     for col in entity.columns:
@@ -242,14 +243,6 @@ def _resolve(
                 ("derived",),
             )
     return resolved
-
-
-def _literal(value: str | int | float | bool) -> exp.Expression:
-    if isinstance(value, bool):
-        return exp.Boolean(this=value)
-    if isinstance(value, (int, float)):
-        return exp.Literal.number(value)
-    return exp.Literal.string(value)
 
 
 def _did_you_mean(word: str, options: list[str]) -> str:
