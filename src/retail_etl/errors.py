@@ -209,8 +209,11 @@ _TRANSIENT_EXCEPTIONS = frozenset({
     "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
     "ProxyConnectionError",
 })
-_CREDENTIALS_HINT = ("set AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws/"
-                     "credentials or an instance role) with access to the bucket; check lake.s3.endpoint_url")
+_CREDENTIALS_HINT = (
+    "provide AWS credentials allowed to use the bucket: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    " (plus AWS_SESSION_TOKEN for temporary ones), AWS_PROFILE naming a profile of ~/.aws/credentials,"
+    " or an instance role; `aws sts get-caller-identity` shows which identity is used"
+)
 
 
 def from_aws_error(exc: BaseException, action: str) -> LakeError | None:
@@ -219,16 +222,17 @@ def from_aws_error(exc: BaseException, action: str) -> LakeError | None:
     failures transient. None when neither applies (the caller classifies by HTTP status)."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     if names & _CREDENTIAL_EXCEPTIONS:
-        return CredentialsError(f"cannot {action}: {exc}", hint=_CREDENTIALS_HINT)
+        return CredentialsError(f"cannot {action}: no usable AWS credentials: {exc}", hint=_CREDENTIALS_HINT)
     if names & _TRANSIENT_EXCEPTIONS:
         return LakeUnavailableError(f"cannot {action}: {exc}", hint="check the network and lake.s3.endpoint_url")
     response = getattr(exc, "response", None)
     code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
     if code in _PERMANENT_CODES:
-        message = f"cannot {action}: {code}: {response['Error'].get('Message', exc)}"
+        detail = response["Error"].get("Message", exc)
         if "Bucket" in code:
-            return LakeError(message, hint="create the bucket or fix lake.root")
-        return CredentialsError(message, hint=_CREDENTIALS_HINT)
+            return LakeError(f"cannot {action}: {code}: {detail}", hint="create the bucket or fix lake.root")
+        return CredentialsError(f"cannot {action}: the object store refused the credentials ({code}): {detail}",
+                                hint=_CREDENTIALS_HINT)
     return None
 
 

@@ -101,7 +101,8 @@ class EndpointConnectionError(Exception):
 def test_refused_credentials_are_permanent(code: str) -> None:
     error = from_aws_error(ClientError(code, 403), "read s3://b/lake/catalog.db")
     assert isinstance(error, CredentialsError) and not error.transient
-    assert error.message == f"cannot read s3://b/lake/catalog.db: {code}: {code} message"
+    assert error.message == (f"cannot read s3://b/lake/catalog.db: the object store refused the credentials ({code}): "
+                             f"{code} message")
     assert "AWS_ACCESS_KEY_ID" in error.hint
     assert not is_transient(ClientError(code, 403))
 
@@ -109,7 +110,7 @@ def test_refused_credentials_are_permanent(code: str) -> None:
 def test_missing_credentials_are_permanent_and_connection_failures_transient() -> None:
     missing = from_aws_error(NoCredentialsError("Unable to locate credentials"), "read s3://b/k")
     assert isinstance(missing, CredentialsError) and not missing.transient
-    assert missing.message == "cannot read s3://b/k: Unable to locate credentials"
+    assert missing.message == "cannot read s3://b/k: no usable AWS credentials: Unable to locate credentials"
     down = from_aws_error(EndpointConnectionError("could not connect"), "read s3://b/k")
     assert isinstance(down, LakeUnavailableError) and down.transient
 

@@ -25,7 +25,7 @@ FilesOption = Annotated[
 
 def _lake(config: Path | None):
     from retail_etl.config.loader import load_config
-    from retail_etl.pipeline import Lake
+    from retail_etl.lake.lake import Lake
 
     return Lake(load_config(config))
 

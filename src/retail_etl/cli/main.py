@@ -147,7 +147,7 @@ def ingest(
     config: ConfigOption = None,
 ) -> None:
     """Copy files into the raw zone unchanged (checksummed, by source and ingest date, read-only)."""
-    from retail_etl.pipeline import Lake
+    from retail_etl.lake.lake import Lake
 
     cfg = _config(config)
     declared = cfg.source(source)

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retail_etl.errors import (
-    ConfigError, LakeBusyError, LakeError, LakeUnavailableError, SourceError, from_os_error,
+    ConfigError, LakeBusyError, LakeError, LakeUnavailableError, SourceError, from_aws_error, from_os_error,
 )
 
 if TYPE_CHECKING:
@@ -686,40 +686,10 @@ def _code(exc: BaseException) -> str | None:
     return (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
 
 
-#: botocore's errors for credentials that are missing or cannot be loaded (raised before any request).
-_MISSING_CREDENTIALS = frozenset({
-    "NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError", "ProfileNotFound",
-    "NoAuthTokenError", "TokenRetrievalError", "UnauthorizedSSOTokenError", "SSOTokenLoadError",
-})
-#: S3's error codes for credentials it refuses.
-_REFUSED_CREDENTIALS = frozenset({
-    "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken", "InvalidToken",
-    "TokenRefreshRequired", "InvalidClientTokenId", "ExpiredTokenException",
-})
-_CREDENTIALS_HINT = (
-    "provide AWS credentials allowed to use the bucket: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-    " (plus AWS_SESSION_TOKEN for temporary ones), AWS_PROFILE naming a profile of ~/.aws/credentials,"
-    " or an instance role; `aws sts get-caller-identity` shows which identity is used"
-)
-
-
-def credentials_problem(exc: BaseException) -> str | None:
-    """Why ``exc`` (a boto3/botocore error) is a credentials problem, or None if it is not one.
-
-    Missing, malformed, expired or refused credentials: permanent, retrying cannot help."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & _MISSING_CREDENTIALS:
-        return "no usable AWS credentials"
-    code = _code(exc)
-    if code in _REFUSED_CREDENTIALS:
-        return f"the object store refused the credentials ({code})"
-    return None
-
-
 def _s3_error(exc: Exception, what: str) -> LakeError | LakeUnavailableError:
-    problem = credentials_problem(exc)
-    if problem is not None:
-        return LakeError(f"cannot {what}: {problem}: {exc}", hint=_CREDENTIALS_HINT)
+    settled = from_aws_error(exc, what)  # credentials, a missing bucket, a lost connection
+    if settled is not None:
+        return settled
     status = _status(exc)
     message = f"cannot {what}: {exc}"
     hint = "check the bucket, lake.s3.endpoint_url and the AWS credentials (environment or ~/.aws)"
