@@ -454,9 +454,12 @@ def test_utf16_with_bom(con, tmp_path: Path) -> None:
 
 
 def test_unknown_encoding(con, tmp_path: Path) -> None:
+    """Refused when the configuration is loaded, and by the reader if handed options that skipped validation."""
+    with pytest.raises(ValueError, match="unknown encoding 'klingon'"):
+        CsvOptions(encoding="klingon")
     path = write(tmp_path, "a\n1\n")
     with pytest.raises(SourceError, match="unknown encoding"):
-        load(con, path, CsvOptions(encoding="klingon"))
+        load(con, path, CsvOptions.model_construct(**{**CsvOptions().model_dump(), "encoding": "klingon"}))
 
 
 # --------------------------------------------------------------------------- header and layout
