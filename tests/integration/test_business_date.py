@@ -45,7 +45,7 @@ def _edit(project: Path, change) -> None:
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[Path]]:
     """A lake built incrementally (three files, one run each) and a fresh full build of the same files."""
     tmp = tmp_path_factory.mktemp("bizdate")
-    gen = generate(tmp / "gen", 1500, 12, seed=11, dirty_rate=0.05)
+    gen = generate(tmp / "gen", 600, 8, seed=11, dirty_rate=0.05)
     pieces = _split(gen.sales_path, tmp)
     whole = _project(tmp, "whole", pieces)
     inc = _project(tmp, "inc", [])
@@ -111,27 +111,16 @@ def test_input_json_is_the_execution_input(built) -> None:
     _same_tables(inc, whole)
 
 
-@pytest.mark.parametrize(("document", "message"), [
-    ('{"date": "2024-01-05"', "not valid JSON"),
-    ('{"dat": "2024-01-05"}', "unknown key 'dat' in the execution input; did you mean 'date'?"),
-    ('{"date": "05/01/2024"}', 'date: "05/01/2024" is not a date'),
-    ('{"bookmarks": "off"}', "'off' is not a bookmark mode"),
-    ('["2024-01-05"]', "must be a JSON object, got an array"),
-])
-def test_input_json_is_checked(tmp_path: Path, document: str, message: str) -> None:
+def test_a_bad_input_is_a_usage_error_before_anything_runs(tmp_path: Path) -> None:
     project = tmp_path / "p"
     create_project(project, rows=10)
-    shown = _cli(project, "run", "--input", document)
+    shown = _cli(project, "run", "--input", '{"dat": "2024-01-05"}')
     assert shown.returncode == 2, shown.stderr
-    assert message in shown.stderr and "Traceback" not in shown.stderr
+    assert "unknown key 'dat' in the execution input; did you mean 'date'?" in shown.stderr
+    assert "Traceback" not in shown.stderr
+    both = _cli(project, "run", "--input", '{"date": "2024-01-05"}', "--date", "2024-01-06")
+    assert both.returncode == 2 and "not both" in both.stderr
     assert not (project / "lake").exists(), "nothing ran"
-
-
-def test_input_json_excludes_the_options_it_replaces(tmp_path: Path) -> None:
-    project = tmp_path / "p"
-    create_project(project, rows=10)
-    shown = _cli(project, "run", "--input", '{"date": "2024-01-05"}', "--date", "2024-01-06")
-    assert shown.returncode == 2 and "not both" in shown.stderr
 
 
 def test_ingest_date_processes_only_that_days_files(tmp_path: Path) -> None:
