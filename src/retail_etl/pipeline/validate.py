@@ -64,6 +64,10 @@ def validate_step(
         if not files:
             notices.setdefault(name, []).insert(0, _idle(lake, name, source))
     todo = [b for b in batches if b.files]
+    if inputs.date is not None:
+        # A business-date run: transform and analytics re-derive the date from all validated lines
+        # (journaled first, like every date a commit below makes stale).
+        lake.state.add_pending_dates(TRANSFORM_STAGE, [inputs.date], run_id)
     figures: list[SourceFigures] = []
     dates: list[dt.date] = []
     in_flight: list[str] = []
@@ -75,8 +79,6 @@ def validate_step(
                 _commit_failed(lake, run_id, SourceFigures.of(exc.measured))
             raise
     if inputs.date is not None:
-        # A business-date run: transform and analytics re-derive the date from all validated lines.
-        lake.state.add_pending_dates(TRANSFORM_STAGE, [inputs.date], run_id)
         dates = sorted({*dates, inputs.date})
     if inputs.bookmarks == "enable":
         lake.state.mark_processed([f for b in batches for f in (*b.files, *b.superseded)], run_id,
