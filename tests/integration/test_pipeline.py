@@ -293,7 +293,7 @@ def test_quality_gate_commits_nothing(tmp_path: Path) -> None:
         run(load_config(project / "retail-etl.yaml", env={}))
     quality = {"quality_runs", "quality_metrics"}  # the failed run's figures, committed on their own
     assert {t for t, n in snapshots(project).items() if n} == quality
-    assert {p.parent.name for p in (project / "lake").glob("processed/*/data/*")} <= quality
+    assert {p.parent.parent.name for p in (project / "lake").glob("processed/*/data/*")} <= quality
     assert [r["status"] for r in q(project, "SELECT status FROM retail_etl.quality_runs")] == ["failed"]
 
 
