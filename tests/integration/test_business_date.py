@@ -283,3 +283,15 @@ def test_a_failed_gate_redone_by_the_same_run_counts_once(tmp_path: Path) -> Non
     metrics = q(project, "SELECT rule_id, count(*) AS n FROM retail_etl.quality_metrics WHERE run_id = 'run-x' "
                          "GROUP BY 1 HAVING count(*) > 1")
     assert metrics == []
+
+
+def test_backfill_by_sale_date_rederives_each_date_of_the_range(built) -> None:
+    inc, whole, _ = built
+    shown = _cli(inc, "backfill", "--by", "sale-date", "--start", "2024-01-02", "--end", "2024-01-03",
+                 "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    summaries = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert [s["steps"]["transform"]["dates"] for s in summaries] == [["2024-01-02"], ["2024-01-03"]]
+    state = WorkflowState(inc / "lake" / "_state" / "state.db")
+    assert [state.execution(s["run_id"]).input for s in summaries] == [{"date": "2024-01-02"}, {"date": "2024-01-03"}]
+    _same_tables(inc, whole)

@@ -234,47 +234,55 @@ def _run_with_progress(cfg, **options):
 
 @app.command()
 def backfill(
-    start: Annotated[str, typer.Option("--start", help="First ingest date (YYYY-MM-DD): the day files were "
-                                       "ingested, not a sale date (for one sale date: run --date).")],
-    end: Annotated[str, typer.Option("--end", help="Last ingest date, inclusive.")],
+    start: Annotated[str, typer.Option("--start", help="First date (YYYY-MM-DD), an ingest date unless --by sale-date.")],
+    end: Annotated[str, typer.Option("--end", help="Last date, inclusive.")],
+    by: Annotated[str, typer.Option("--by", help="ingest-date (default): re-derive the raw files ingested on each "
+                                    "day; sale-date: re-derive each sale date, as `run --date` does.")] = "ingest-date",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be re-derived; change nothing.")] = False,
     log_format: LogFormatOption = "text",
     format: SummaryFormatOption = "table",
     engine: EngineOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Re-derive every raw file ingested in a range of ingest dates: one execution per ingest date, in order.
+    """Re-derive a range of dates, one execution per date, in order.
 
-    The dates are those the files were ingested on (the raw zone's ingest_date folders); to
-    re-derive a sale date, use ``run --date``.
+    By ingest date (the default): every raw file ingested on each day of the range (the raw zone's
+    ingest_date folders), re-validated without bookmarks. By sale date: each sale date of the
+    range, re-derived from all validated lines after validating what is new, as ``run --date``.
 
     With ``--format csv`` or ``json`` only the summaries are printed (csv: one header, json: one
     object per line, one line per execution)."""
     from retail_etl.lake.lake import Lake
+    from retail_etl.pipeline.results import RunInputs
 
     fmt = _choice(format, "--format", RUN_FORMATS)
+    kind = _choice(by, "--by", ("ingest-date", "sale-date"))
     cfg = _with_engine(_config(config), engine)
     first, last = _day(start, "--start"), _day(end, "--end")
     if first > last:
         raise typer.BadParameter("must not be after --end", param_hint="--start")
-    lake = Lake(cfg)
     days: dict[str, list[str]] = {}
-    for name in cfg.sources:
-        for f in lake.raw.manifest(name):
-            if first.isoformat() <= f.ingest_date <= last.isoformat():
-                days.setdefault(f.ingest_date, []).append(f"{name}/{f.name}")
+    if kind == "sale-date":
+        days = {(first + dt.timedelta(days=n)).isoformat(): [] for n in range((last - first).days + 1)}
+    else:
+        lake = Lake(cfg)
+        for name in cfg.sources:
+            for f in lake.raw.manifest(name):
+                if first.isoformat() <= f.ingest_date <= last.isoformat():
+                    days.setdefault(f.ingest_date, []).append(f"{name}/{f.name}")
     if not days:
         if fmt == "table":
             console.print(f"no raw files were ingested between {first} and {last}")
         return
     for i, day in enumerate(sorted(days)):
         if fmt == "table" or dry_run:
-            console.print(f"{day}: {', '.join(sorted(set(days[day])))}", markup=False, highlight=False)
+            listed = f": {', '.join(sorted(set(days[day])))}" if days[day] else ": sale date"
+            console.print(f"{day}{listed}", markup=False, highlight=False)
         if not dry_run:
-            result = _run_with_progress(
-                cfg, ingest_date=dt.date.fromisoformat(day), bookmarks="disable", resume=None, wait=False,
-                log_format=_choice(log_format, "--log-format", LOG_FORMATS),
-            )
+            date = dt.date.fromisoformat(day)
+            inputs = RunInputs(date=date) if kind == "sale-date" else RunInputs(ingest_date=date, bookmarks="disable")
+            result = _run_with_progress(cfg, inputs=inputs, resume=None, wait=False,
+                                        log_format=_choice(log_format, "--log-format", LOG_FORMATS))
             print_run(console, result, fmt, header=fmt != "csv" or i == 0)
 
 
