@@ -168,7 +168,8 @@ def test_a_source_without_new_files_is_reported_in_the_summary_and_the_history(t
         assert line in second.stdout
     state = WorkflowState(project / "lake" / "_state" / "state.db")
     (latest,) = state.executions(limit=1)
-    warnings = {(e.details["source"], e.details["message"]) for e in state.events(latest.id) if e.type == "SourceWarning"}
+    warnings = {(e.details["source"], e.details["message"])
+                for e in state.events(latest.id) if e.type == "SourceWarning"}
     assert warnings == {("products", "no new file"), ("sales", "no new file"), ("web", "no new file"),
                         ("feed", "no file matches 'feed/*.csv'")}
 

@@ -234,7 +234,8 @@ def _run_with_progress(cfg, **options):
 
 @app.command()
 def backfill(
-    start: Annotated[str, typer.Option("--start", help="First date (YYYY-MM-DD), an ingest date unless --by sale-date.")],
+    start: Annotated[str, typer.Option(
+        "--start", help="First date (YYYY-MM-DD): an ingest date, or a sale date with --by sale-date.")],
     end: Annotated[str, typer.Option("--end", help="Last date, inclusive.")],
     by: Annotated[str, typer.Option("--by", help="ingest-date (default): re-derive the raw files ingested on each "
                                     "day; sale-date: re-derive each sale date, as `run --date` does.")] = "ingest-date",
