@@ -61,7 +61,16 @@ class SourceError(PermanentError):
 
 
 class QualityGateError(PermanentError):
-    """A dataset-level quality rule or threshold with severity ``fail`` was breached."""
+    """A dataset-level quality rule or threshold with severity ``fail`` was breached. ``measured``
+    holds what was measured before the gate closed (a source's validation figures), when known."""
+
+    def __init__(self, message: str, *, hint: str | None = None, measured: object | None = None) -> None:
+        self.measured = measured
+        super().__init__(message, hint=hint)
+
+
+class InputError(PermanentError):
+    """An execution input (``run --input``, a resumed execution's record) is not one the runner understands."""
 
 
 class LakeError(RetailEtlError):

@@ -291,8 +291,10 @@ def test_quality_gate_commits_nothing(tmp_path: Path) -> None:
     sales.write_bytes(sales.read_bytes().replace(b",card", b",bitcoin"))
     with pytest.raises(QualityGateError, match="above the fail level"):
         run(load_config(project / "retail-etl.yaml", env={}))
-    assert "sales_validated" not in snapshots(project)
-    assert not list((project / "lake").glob("processed/*/data/*"))
+    quality = {"quality_runs", "quality_metrics"}  # the failed run's figures, committed on their own
+    assert {t for t, n in snapshots(project).items() if n} == quality
+    assert {p.parent.parent.name for p in (project / "lake").glob("processed/*/data/*")} <= quality
+    assert [r["status"] for r in q(project, "SELECT status FROM retail_etl.quality_runs")] == ["failed"]
 
 
 def test_missing_column_fails_before_any_data_is_touched(tmp_path: Path) -> None:

@@ -163,7 +163,8 @@ def ingest(
 
 
 BookmarkOption = Annotated[
-    str, typer.Option("--bookmark", help="enable (default): process new files and remember them; pause: process "
+    Optional[str],  # noqa: UP007 - typer needs Optional
+    typer.Option("--bookmark", help="enable (default): process new files and remember them; pause: process "
                       "new files, remember nothing; disable: re-derive every raw file.")
 ]
 LogFormatOption = Annotated[str, typer.Option("--log-format", help="Execution events on stderr as text or json.")]
@@ -179,9 +180,16 @@ EngineOption = Annotated[
 
 @app.command()
 def run(
-    date: Annotated[Optional[str], typer.Option("--date", help="Only raw files ingested on this day (YYYY-MM-DD).")] = None,  # noqa: UP007
+    date: Annotated[Optional[str], typer.Option(  # noqa: UP007
+        "--date", help="Business date: re-derive sale date D (YYYY-MM-DD) from all validated lines, after "
+        "validating what is new.")] = None,
+    ingest_date: Annotated[Optional[str], typer.Option(  # noqa: UP007
+        "--ingest-date", help="Only raw files ingested on this day (YYYY-MM-DD).")] = None,
+    input: Annotated[Optional[str], typer.Option(  # noqa: UP007
+        "--input", help='The execution input as JSON, as Step Functions passes it: {"date": "2024-01-15"}, with '
+        "the keys date, ingest_date and bookmarks; not combined with --date, --ingest-date or --bookmark.")] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue a failed execution from its failed step.")] = None,  # noqa: UP007
-    bookmark: BookmarkOption = "enable",
+    bookmark: BookmarkOption = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for another run holding the lake instead of failing.")] = False,
     log_format: LogFormatOption = "text",
     format: SummaryFormatOption = "table",
@@ -189,10 +197,27 @@ def run(
     config: ConfigOption = None,
 ) -> None:
     """Ingest new files matching the sources' globs, then validate, transform and aggregate them."""
+    from retail_etl.errors import InputError
+    from retail_etl.pipeline.results import RunInputs
+
     fmt = _choice(format, "--format", RUN_FORMATS)
+    if input is not None:
+        given = [o for o, v in (("--date", date), ("--ingest-date", ingest_date), ("--bookmark", bookmark)) if v]
+        if given:
+            raise typer.BadParameter(f"give the input either as JSON or as {', '.join(given)}, not both",
+                                     param_hint="--input")
+        try:
+            inputs = RunInputs.from_json(input)
+        except InputError as exc:
+            raise typer.BadParameter(exc.message + (f" ({exc.hint})" if exc.hint else ""), param_hint="--input") \
+                from None
+    else:
+        inputs = RunInputs(ingest_date=_day(ingest_date, "--ingest-date"),
+                           bookmarks=_choice(bookmark or "enable", "--bookmark", BOOKMARK_MODES),
+                           date=_day(date, "--date"))
     cfg = _with_engine(_config(config), engine)
-    options = {"ingest_date": _day(date, "--date"), "bookmarks": _choice(bookmark, "--bookmark", BOOKMARK_MODES),
-               "resume": resume, "wait": wait, "log_format": _choice(log_format, "--log-format", LOG_FORMATS)}
+    options = {"inputs": inputs, "resume": resume, "wait": wait,
+               "log_format": _choice(log_format, "--log-format", LOG_FORMATS)}
     print_run(console, _run_with_progress(cfg, **options), fmt)
 
 
@@ -209,43 +234,56 @@ def _run_with_progress(cfg, **options):
 
 @app.command()
 def backfill(
-    start: Annotated[str, typer.Option("--start", help="First ingest date (YYYY-MM-DD).")],
-    end: Annotated[str, typer.Option("--end", help="Last ingest date, inclusive.")],
+    start: Annotated[str, typer.Option(
+        "--start", help="First date (YYYY-MM-DD): an ingest date, or a sale date with --by sale-date.")],
+    end: Annotated[str, typer.Option("--end", help="Last date, inclusive.")],
+    by: Annotated[str, typer.Option("--by", help="ingest-date (default): re-derive the raw files ingested on each "
+                                    "day; sale-date: re-derive each sale date, as `run --date` does.")] = "ingest-date",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be re-derived; change nothing.")] = False,
     log_format: LogFormatOption = "text",
     format: SummaryFormatOption = "table",
     engine: EngineOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Re-derive every raw file ingested in a date range: one execution per ingest date, in order.
+    """Re-derive a range of dates, one execution per date, in order.
+
+    By ingest date (the default): every raw file ingested on each day of the range (the raw zone's
+    ingest_date folders), re-validated without bookmarks. By sale date: each sale date of the
+    range, re-derived from all validated lines after validating what is new, as ``run --date``.
 
     With ``--format csv`` or ``json`` only the summaries are printed (csv: one header, json: one
     object per line, one line per execution)."""
     from retail_etl.lake.lake import Lake
+    from retail_etl.pipeline.results import RunInputs
 
     fmt = _choice(format, "--format", RUN_FORMATS)
+    kind = _choice(by, "--by", ("ingest-date", "sale-date"))
     cfg = _with_engine(_config(config), engine)
     first, last = _day(start, "--start"), _day(end, "--end")
     if first > last:
         raise typer.BadParameter("must not be after --end", param_hint="--start")
-    lake = Lake(cfg)
     days: dict[str, list[str]] = {}
-    for name in cfg.sources:
-        for f in lake.raw.manifest(name):
-            if first.isoformat() <= f.ingest_date <= last.isoformat():
-                days.setdefault(f.ingest_date, []).append(f"{name}/{f.name}")
+    if kind == "sale-date":
+        days = {(first + dt.timedelta(days=n)).isoformat(): [] for n in range((last - first).days + 1)}
+    else:
+        lake = Lake(cfg)
+        for name in cfg.sources:
+            for f in lake.raw.manifest(name):
+                if first.isoformat() <= f.ingest_date <= last.isoformat():
+                    days.setdefault(f.ingest_date, []).append(f"{name}/{f.name}")
     if not days:
         if fmt == "table":
             console.print(f"no raw files were ingested between {first} and {last}")
         return
     for i, day in enumerate(sorted(days)):
         if fmt == "table" or dry_run:
-            console.print(f"{day}: {', '.join(sorted(set(days[day])))}", markup=False, highlight=False)
+            listed = f": {', '.join(sorted(set(days[day])))}" if days[day] else ": sale date"
+            console.print(f"{day}{listed}", markup=False, highlight=False)
         if not dry_run:
-            result = _run_with_progress(
-                cfg, ingest_date=dt.date.fromisoformat(day), bookmarks="disable", resume=None, wait=False,
-                log_format=_choice(log_format, "--log-format", LOG_FORMATS),
-            )
+            date = dt.date.fromisoformat(day)
+            inputs = RunInputs(date=date) if kind == "sale-date" else RunInputs(ingest_date=date, bookmarks="disable")
+            result = _run_with_progress(cfg, inputs=inputs, resume=None, wait=False,
+                                        log_format=_choice(log_format, "--log-format", LOG_FORMATS))
             print_run(console, result, fmt, header=fmt != "csv" or i == 0)
 
 

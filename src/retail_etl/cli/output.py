@@ -223,6 +223,7 @@ def print_run(console: Console, result: Any, fmt: str = "table", *, header: bool
         done = f"; {', '.join(result.skipped)} done by it" if result.skipped else ""
         out.print(Text(f"run {result.run_id} resumed {result.resumed_from}{done}"))
     if not result.sources and result.transform is None and result.analytics is None:
+        _print_notices(out, result)
         out.print(Text(f"run {result.run_id}: no new input files; nothing to do ({result.seconds:.1f}s)"))
         return
     if result.sources:
@@ -254,7 +255,15 @@ def print_run(console: Console, result: Any, fmt: str = "table", *, header: bool
     for s in result.sources:
         for w in s.warnings:
             out.print(Text.assemble(("warning", "yellow"), " ", cell(f"{s.source}: {w}")))
+    _print_notices(out, result)
     out.print(Text(f"done in {result.seconds:.1f}s"))
+
+
+def _print_notices(out: Console, result: Any) -> None:
+    """Per source, what the run found amiss without figures (no new file, a late delivery…)."""
+    for source, notices in sorted(getattr(result, "notices", {}).items()):
+        for notice in notices:
+            out.print(Text.assemble(("warning", "yellow"), " ", cell(f"{source}: {notice}")))
 
 
 def _span(dates: list) -> str:

@@ -150,6 +150,39 @@ class Thresholds(_Strict):
     quarantine_rate: Threshold = Threshold(warn=0.05, fail=0.30)
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds in a duration written as a number and a unit: ``90s``, ``30m``, ``12h``, ``1d``, ``2w``."""
+    match = _DURATION.match(value)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"{value!r} is not a duration; write a positive number and a unit (s, m, h, d, w), e.g. 1d")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+class Expect(_Strict):
+    """How often a source delivers (like dbt's source freshness), measured from the ingest time
+    of its newest delivery in the raw manifest."""
+
+    every: str = Field(description="A delivery is expected at least this often (e.g. 1d, 12h): older, a run warns.")
+    fail: str | None = Field(None, description="Older than this (e.g. 3d), a run fails its quality gate (exit 3).")
+
+    @field_validator("every", "fail")
+    @classmethod
+    def _duration(cls, v: str | None) -> str | None:
+        if v is not None:
+            duration_seconds(v)
+        return v
+
+    @model_validator(mode="after")
+    def _fail_not_before_warn(self) -> Expect:
+        if self.fail is not None and duration_seconds(self.fail) < duration_seconds(self.every):
+            raise ValueError(f"fail ({self.fail}) must not be shorter than every ({self.every})")
+        return self
+
+
 class SourceConfig(_Strict):
     """A declared source: which files, how to read them, how they map to the canonical model."""
 
@@ -172,6 +205,7 @@ class SourceConfig(_Strict):
     )
     rules: tuple[RuleSpec | str, ...] = ()
     thresholds: Thresholds = Thresholds()
+    expect: Expect | None = Field(None, description="How often the source delivers; a late source warns or fails.")
 
     @field_validator("columns", mode="after")
     @classmethod

@@ -134,7 +134,7 @@ def validate(
                    passed=result.rows_unparseable == 0)
     )
 
-    _evaluate_dataset_rules(engine, rules, tables, result, flagged)
+    breaches = _evaluate_dataset_rules(engine, rules, tables, result, flagged)
 
     columns = idents(c.name for c in plan.entity.columns)
     run, name = lit(run_id), lit(plan.name)
@@ -155,8 +155,9 @@ def validate(
     )
     result.rows_read = parsed_rows + result.rows_unparseable
     result.rows_quarantined = result.rows_read - result.rows_valid
-    _apply_thresholds(source, result)
+    _warn_empty_files(engine, result, rules, flagged, ident(rejects))
     result.seconds = time.perf_counter() - started
+    _check_gate(engine, source, result, breaches, checks, flagged, ident(rejects))
     return result
 
 
@@ -309,7 +310,9 @@ def _failed_list(checks: Sequence[_Check], value) -> exp.Expression:
 
 def _evaluate_dataset_rules(
     engine: Engine, rules: Sequence[SourceRule], tables: Mapping[str, str], result: ValidationResult, flagged: str
-) -> None:
+) -> list[str]:
+    """Measure the dataset-level rules; returns the breaches of those with severity ``fail``."""
+    breaches = []
     for rule in rules:
         if rule.row_level:
             continue
@@ -321,35 +324,82 @@ def _evaluate_dataset_rules(
         if not passed:
             message = f"{rule.id}: {rule.rule.text} failed (value {value:g})"
             if rule.severity == "fail":
-                raise QualityGateError(
-                    f"source {result.source!r}: {message}; nothing was committed",
-                    hint="inspect the input files; fix the data or the rule, then run again",
-                )
-            result.warnings.append(message)
+                breaches.append(message)
+            else:
+                result.warnings.append(message)
+    return breaches
+
+
+def _warn_empty_files(
+    engine: Engine, result: ValidationResult, rules: Sequence[SourceRule], flagged: str, rejects: str
+) -> None:
+    """A file without a single record is reported, unless a ``RowCount`` rule judges row counts."""
+    if any(r.rule.kind == "RowCount" for r in rules):
+        return
+    seen = {r[0] for r in engine.fetch_rows(
+        f"SELECT DISTINCT source_file FROM {flagged} UNION SELECT DISTINCT _source_file FROM {rejects}")}
+    for name in result.files:
+        if name not in seen:
+            result.warnings.append(f"file {name} holds no records")
+
+
+#: How many failing checks a breached gate names.
+TOP_CHECKS = 3
+
+
+def _check_gate(
+    engine: Engine, source: SourceConfig, result: ValidationResult, breaches: list[str], checks: Sequence[_Check],
+    flagged: str, rejects: str,
+) -> None:
+    """Raise :class:`QualityGateError` when a ``fail`` rule or the quarantine-rate fail level is
+    breached, naming the top failing checks with their counts and one sample line each; warn
+    above the warn level."""
     for r in result.rules:
         if r.level in ("row", "parse") and r.severity == "fail" and r.rows_failed:
-            raise QualityGateError(
-                f"source {result.source!r}: rule {r.id} ({r.rule}) failed for {r.rows_failed} row(s); "
-                "nothing was committed",
-                hint="inspect the rows with `retail-etl query`, fix the data or the rule, then run again",
-            )
-
-
-def _apply_thresholds(source: SourceConfig, result: ValidationResult) -> None:
+            breaches.append(f"rule {r.id} ({r.rule}) failed for {r.rows_failed} row(s)")
     rate = result.quarantine_rate
     limit = source.thresholds.quarantine_rate
     if limit.fail is not None and rate > limit.fail:
+        breaches.append(f"{result.rows_quarantined} of {result.rows_read} rows ({rate:.1%}) would be quarantined, "
+                        f"above the fail level {limit.fail:.0%}")
+    if breaches:
+        top = top_failing_checks(engine, result, checks, flagged, rejects)
+        listing = "".join(f"\n  {line}" for line in top)
         raise QualityGateError(
-            f"source {result.source!r}: {result.rows_quarantined} of {result.rows_read} rows "
-            f"({rate:.1%}) would be quarantined, above the fail level {limit.fail:.0%}; nothing was committed",
-            hint="the extract is probably broken or the mapping is wrong; check the files and "
-            f"sources.{result.source}.columns, or raise thresholds.quarantine_rate.fail",
+            f"source {result.source!r}: {'; '.join(breaches)}; nothing was committed"
+            + (f"\ntop failing checks:{listing}" if top else ""),
+            hint="inspect the failing lines (the run's figures are in quality_runs and quality_metrics); fix the "
+            f"data, the rules or sources.{result.source}.columns, or raise sources.{result.source}.thresholds",
+            measured=result,
         )
     if limit.warn is not None and rate > limit.warn:
         result.warnings.append(
             f"quarantine rate {rate:.1%} ({result.rows_quarantined} of {result.rows_read} rows) "
             f"is above the warn level {limit.warn:.0%}"
         )
+
+
+def top_failing_checks(
+    engine: Engine, result: ValidationResult, checks: Sequence[_Check], flagged: str, rejects: str
+) -> list[str]:
+    """The checks that failed the most rows (at most :data:`TOP_CHECKS`), each as ``id (rule): n
+    row(s), e.g. file:line: why`` with the first failing line as the sample."""
+    by_id = {c.id: c for c in checks}
+    failing = sorted((r for r in result.rules if r.rows_failed), key=lambda r: (-r.rows_failed, r.id))
+    lines = []
+    for r in failing[:TOP_CHECKS]:
+        if r.id == READ_RULE_ID:
+            sample = engine.fetch_rows(f"SELECT _source_file, _source_line, reason FROM {rejects} "
+                                       "ORDER BY _source_file, _source_line LIMIT 1")
+        elif r.id in by_id:
+            column = ident(by_id[r.id].message_column)
+            sample = engine.fetch_rows(f"SELECT source_file, source_line, {column} FROM {flagged} "
+                                       f"WHERE {column} IS NOT NULL ORDER BY source_file, source_line LIMIT 1")
+        else:
+            sample = []
+        example = f", e.g. {sample[0][0]}:{sample[0][1]}: {sample[0][2]}" if sample else ""
+        lines.append(f"{r.id} ({r.rule}): {r.rows_failed} row(s){example}")
+    return lines
 
 
 def sql(expression: exp.Expression) -> str:

@@ -36,8 +36,10 @@ def run(
     config: Config,
     *,
     progress: Say | None = None,
+    date: dt.date | None = None,
     ingest_date: dt.date | None = None,
     bookmarks: str = "enable",
+    inputs: RunInputs | None = None,
     resume: str | None = None,
     wait: bool = False,
     log_format: str = "text",
@@ -45,7 +47,10 @@ def run(
 ) -> RunResult:
     """One execution of the workflow (validate → transform → analytics) under the lake lock.
 
-    With ``ingest_date`` only raw files ingested that day are processed. ``bookmarks`` is
+    With ``date`` (a business date) the run re-derives sale date ``date`` from all validated lines,
+    after validating what is new. With ``ingest_date`` only raw files ingested that day are
+    processed. ``inputs`` gives all three at once, as an execution input (:class:`RunInputs`,
+    e.g. from ``RunInputs.from_json('{"date": "2024-01-15"}')``). ``bookmarks`` is
     ``enable`` (process new files and remember them), ``pause`` (process new files, remember
     nothing) or ``disable`` (re-derive every raw file, remember nothing). ``resume`` continues a
     failed execution from its failed step, with its original input. Failures re-raise the step's
@@ -63,7 +68,8 @@ def run(
         if resume:
             execution = runner.resume(resume)
         else:
-            execution = runner.start(RunInputs(ingest_date, bookmarks).to_request())
+            request = inputs or RunInputs(ingest_date=ingest_date, bookmarks=bookmarks, date=date)
+            execution = runner.start(request.to_request())
     execution.raise_for_status()
     return run_result(execution, time.perf_counter() - started)
 
@@ -80,11 +86,22 @@ def _step(name: str, body: Callable[[], StepBody], lake: Lake, say: Say) -> Step
         result = body()(lake.config, lake, ctx.execution_id, RunInputs.from_request(ctx.input), say=say)
         if isinstance(result, ValidateResult):
             _warn_quarantine_rates(lake.config, result, ctx)
+            _record_warnings(result, ctx)
         return StepResult(result.rows_in, result.rows_out, result.rows_quarantined, result.details(),
                           result=result.to_dict())
 
     call.__name__ = f"{name}_step"
     return call
+
+
+def _record_warnings(result: ValidateResult, ctx: StepContext) -> None:
+    """Each source's notices and warnings as warning events in the execution's history."""
+    for source, notices in result.notices.items():
+        for notice in notices:
+            ctx.warn("SourceWarning", source=source, message=notice)
+    for s in result.sources:
+        for warning in s.warnings:
+            ctx.warn("SourceWarning", source=s.source, message=warning)
 
 
 def _warn_quarantine_rates(config: Config, result: ValidateResult, ctx: StepContext) -> None:

@@ -5,6 +5,10 @@ Figures are appended, not derived from a file or a date, so their commit replace
 every run still recorded in the step's ``commits_in_flight`` journal (see :mod:`retail_etl.lake.state`):
 a run killed between its commits and the end of its step leaves figures that the run redoing the
 step replaces, instead of counting them twice.
+
+A source that fails its quality gate commits nothing but its figures: a ``quality_runs`` row with
+status ``failed`` (and its checks in ``quality_metrics``), committed on their own and replacing only
+that run's, so ``runs show`` and ``query`` can tell why it failed.
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ from retail_etl.pipeline.tableio import PROCESSED, StepIO
 
 METRICS_TABLE = "quality_metrics"
 RUNS_TABLE = "quality_runs"
+#: A ``quality_runs`` row's status: the source passed its quality gate (its data was committed with
+#: the figures) or failed it (the figures were committed on their own, nothing else).
+PASSED, FAILED = "passed", "failed"
 
 RUNS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("measured_at", pa.timestamp("us")), ("source", pa.string()), ("files", pa.int64()),
     ("rows_read", pa.int64()), ("rows_valid", pa.int64()), ("rows_quarantined", pa.int64()),
     ("rows_unparseable", pa.int64()), ("quarantine_rate", pa.float64()), ("seconds", pa.float64()),
+    ("status", pa.string()),
 ])
 METRICS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("measured_at", pa.timestamp("us")), ("source", pa.string()), ("rule_id", pa.string()),

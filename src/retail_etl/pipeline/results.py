@@ -8,9 +8,13 @@ from them (:class:`RunResult`).
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from retail_etl.errors import InputError
 from retail_etl.jobs.transform import TransformFigures
 from retail_etl.jobs.validate import RuleResult, ValidationResult
 
@@ -23,25 +27,79 @@ def _iso(dates: list[dt.date]) -> list[str]:
     return [d.isoformat() for d in dates]
 
 
+#: The bookmark modes of an execution (see :func:`retail_etl.pipeline.run`).
+BOOKMARK_MODES = ("enable", "pause", "disable")
+#: The keys of an execution input, as Step Functions' start-execution would pass them.
+INPUT_KEYS = ("date", "ingest_date", "bookmarks")
+
+
 @dataclass(frozen=True)
 class RunInputs:
-    """An execution's input, as every step reads it: which raw files to process and whether to
-    bookmark them (``enable``, ``pause`` or ``disable``, see :func:`retail_etl.pipeline.run`)."""
+    """An execution's input, as every step reads it: the sale date to re-derive (``date``), which
+    raw files to process (``ingest_date``) and whether to bookmark them (``enable``, ``pause`` or
+    ``disable``, see :func:`retail_etl.pipeline.run`)."""
 
     ingest_date: dt.date | None = None
     bookmarks: str = "enable"
+    date: dt.date | None = None
 
     @classmethod
-    def from_request(cls, request: dict[str, Any]) -> RunInputs:
-        day = request.get("ingest_date")
-        return cls(dt.date.fromisoformat(day) if day else None, request.get("bookmarks", "enable"))
+    def from_request(cls, request: Mapping[str, Any]) -> RunInputs:
+        """The inputs of a recorded execution input (or of one given by a user), checked: an
+        unknown key, a date that is not ``YYYY-MM-DD`` or an unknown bookmark mode is an
+        :class:`~retail_etl.errors.InputError`."""
+        if not isinstance(request, Mapping):
+            raise InputError(f"the execution input must be a JSON object, got {_json_kind(request)}",
+                             hint='e.g. {"date": "2024-01-15"}')
+        unknown = [k for k in request if k not in INPUT_KEYS]
+        if unknown:
+            key = unknown[0]
+            close = difflib.get_close_matches(str(key), INPUT_KEYS, n=1)
+            raise InputError(
+                f"unknown key {key!r} in the execution input" + (f"; did you mean {close[0]!r}?" if close else ""),
+                hint=f"the keys are {', '.join(INPUT_KEYS)}",
+            )
+        bookmarks = request.get("bookmarks", "enable")
+        if bookmarks not in BOOKMARK_MODES:
+            raise InputError(f"bookmarks: {bookmarks!r} is not a bookmark mode",
+                             hint=f"choose {', '.join(BOOKMARK_MODES)}")
+        return cls(_input_date(request, "ingest_date"), bookmarks, _input_date(request, "date"))
+
+    @classmethod
+    def from_json(cls, text: str) -> RunInputs:
+        """The inputs of an execution input given as JSON text (``{"date": "2024-01-15"}``)."""
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"the execution input is not valid JSON: {exc}",
+                             hint='e.g. {"date": "2024-01-15"}') from None
+        return cls.from_request(document)
 
     def to_request(self) -> dict[str, str]:
         """The execution input the runner records (defaults left out)."""
-        request = {"ingest_date": self.ingest_date.isoformat()} if self.ingest_date else {}
+        request = {"date": self.date.isoformat()} if self.date else {}
+        if self.ingest_date:
+            request["ingest_date"] = self.ingest_date.isoformat()
         if self.bookmarks != "enable":
             request["bookmarks"] = self.bookmarks
         return request
+
+
+def _input_date(request: Mapping[str, Any], key: str) -> dt.date | None:
+    value = request.get(key)
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{key}: {json.dumps(value)} is not a date", hint='write it as "YYYY-MM-DD"') from None
+
+
+def _json_kind(value: Any) -> str:
+    kinds = ((bool, "a boolean"), (int, "a number"), (float, "a number"), (str, "a string"), (list, "an array"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "null")
 
 
 @dataclass(frozen=True)
@@ -76,11 +134,13 @@ class SourceFigures:
 @dataclass(frozen=True)
 class ValidateResult:
     """The validate step: files ingested by source, each source's figures, the sale dates journaled
-    for transform."""
+    for transform, and ``notices``: by source, what the run found amiss without figures to show it
+    (no new file, a glob matching nothing, a late delivery)."""
 
     ingested: dict[str, list[str]] = field(default_factory=dict)
     sources: list[SourceFigures] = field(default_factory=list)
     dates: list[dt.date] = field(default_factory=list)
+    notices: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def rows_in(self) -> int:
@@ -102,7 +162,8 @@ class ValidateResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ValidateResult:
-        return cls(d["ingested"], [SourceFigures.from_dict(s) for s in d["sources"]], _dates(d["dates"]))
+        return cls(d["ingested"], [SourceFigures.from_dict(s) for s in d["sources"]], _dates(d["dates"]),
+                   {k: list(v) for k, v in d.get("notices", {}).items()})
 
 
 @dataclass(frozen=True)
@@ -204,6 +265,11 @@ class RunResult:
     @property
     def ingested(self) -> dict[str, list[str]]:
         return self.validate.ingested if self.validate else {}
+
+    @property
+    def notices(self) -> dict[str, list[str]]:
+        """By source, what validate found amiss without figures to show it (see :class:`ValidateResult`)."""
+        return self.validate.notices if self.validate else {}
 
     @property
     def transform(self) -> TransformResult | None:

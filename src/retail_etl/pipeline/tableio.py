@@ -100,7 +100,8 @@ class StepIO:
         path = local / f"{uuid.uuid4().hex}.parquet"  # a retry of the step never overwrites a committed file
         pq.write_table(rows, path)
         self.local_files[(table, part)] = [str(path)]
-        return self.lake.storage.publish(local, f"{folder}/{part}")
+        # On a local lake the folder may hold the files of an earlier attempt of this run: only this one is new.
+        return [uri for uri in self.lake.storage.publish(local, f"{folder}/{part}") if uri.endswith(path.name)]
 
     def rows_written(self, table: str, part: str) -> int:
         """Rows of the files :meth:`write` wrote for ``table`` and ``part`` (read from their footers)."""

@@ -11,10 +11,12 @@ from pyiceberg.expressions import AlwaysTrue, And, EqualTo, In
 
 from retail_etl.config.model import Config, SourceConfig
 from retail_etl.jobs.transform import affected_dates
+from retail_etl.errors import QualityGateError
 from retail_etl.jobs.validate import InputFile, ValidationResult, check_headers, validate
 from retail_etl.lake.lake import Lake
 from retail_etl.lake.raw import RawFile
-from retail_etl.pipeline import metrics, relations
+from retail_etl.pipeline import freshness, metrics, relations
+from retail_etl.pipeline.metrics import FAILED, PASSED
 from retail_etl.pipeline.results import RunInputs, SourceFigures, ValidateResult
 from retail_etl.pipeline.tableio import PROCESSED, Say, StepIO, quiet
 from retail_etl.quality.ruleset import source_rules
@@ -46,44 +48,111 @@ class _Batch:
 def validate_step(
     config: Config, lake: Lake, run_id: str, inputs: RunInputs, *, say: Say = quiet
 ) -> ValidateResult:
-    """Ingest new files, validate every source's unprocessed raw files and commit them with their
-    quality figures; journal the sale dates they touch for transform; bookmark the files."""
+    """Ingest new files, check the sources' freshness, validate every source's unprocessed raw files
+    and commit them with their quality figures; journal the sale dates they touch (and the
+    execution's business date, if it names one) for transform; bookmark the files.
+
+    A breached quality gate commits nothing but the failing source's figures (``quality_runs``
+    with status ``failed``, and its checks), then re-raises."""
     ingested = {name: [f.name for f in files] for name, files in lake.ingest_new(say).items()}
+    notices = _freshness(config, lake)
     batches = []
     for name, source in sorted(config.sources.items(), key=lambda kv: (kv[1].entity != "products", kv[0])):
         files, superseded = lake.pending(name, source, inputs.ingest_date, bookmarks=inputs.bookmarks)
         if files or superseded:
             batches.append(_Batch(name, source, files, superseded))
+        if not files:
+            notices.setdefault(name, []).insert(0, _idle(lake, name, source))
     todo = [b for b in batches if b.files]
+    if inputs.date is not None:
+        # A business-date run: transform and analytics re-derive the date from all validated lines
+        # (journaled first, like every date a commit below makes stale).
+        lake.state.add_pending_dates(TRANSFORM_STAGE, [inputs.date], run_id)
     figures: list[SourceFigures] = []
     dates: list[dt.date] = []
     in_flight: list[str] = []
     if todo:
-        plans = {b.name: plan_source(b.name, b.source) for b in todo}
-        for b in todo:  # a broken header fails the run before any data is touched
-            check_headers(plans[b.name], b.source, [_input(lake, f) for f in b.files])
-        reads = {VALIDATED_TABLE["products"]: AlwaysTrue(), VALIDATED_TABLE["sales"]: AlwaysTrue()}
-        sales_files = sorted({n for b in todo if b.source.entity == "sales" for n in b.names})
-        if sales_files:  # enriched lines of the files the batch replaces (see _touched_dates)
-            reads[ENRICHED_TABLE] = In("source_file", sales_files)
-        with StepIO(lake, run_id, STAGE, reads) as io:
-            products: str | None = None
-            for b in todo:
-                say(f"validating {b.name}: {len(b.files)} file(s)")
-                products = _validate_batch(io, b, plans[b.name], products)
-                assert b.result is not None
-                figures.append(SourceFigures.of(b.result))
-            dates = _touched_dates(io, [b for b in todo if b.source.entity == "sales"])
-            lake.state.add_pending_dates(TRANSFORM_STAGE, dates, run_id)
-            in_flight = lake.state.begin_commits(STAGE, run_id)
-            _stage_metrics(io, figures, in_flight)
-            io.commit()
+        try:
+            dates, in_flight = _validate(lake, run_id, todo, figures, say)
+        except QualityGateError as exc:
+            if isinstance(exc.measured, ValidationResult):
+                _commit_failed(lake, run_id, SourceFigures.of(exc.measured))
+            raise
+    if inputs.date is not None:
+        dates = sorted({*dates, inputs.date})
     if inputs.bookmarks == "enable":
         lake.state.mark_processed([f for b in batches for f in (*b.files, *b.superseded)], run_id,
                                   settles=(STAGE, in_flight))
     elif in_flight:
         lake.state.end_commits(STAGE, in_flight)
-    return ValidateResult(ingested, figures, dates)
+    return ValidateResult(ingested, figures, dates, notices)
+
+
+def _validate(
+    lake: Lake, run_id: str, todo: list[_Batch], figures: list[SourceFigures], say: Say
+) -> tuple[list[dt.date], list[str]]:
+    """Validate and commit the batches (figures appended to ``figures``); returns the sale dates
+    journaled for transform and the runs whose commits are in flight."""
+    plans = {b.name: plan_source(b.name, b.source) for b in todo}
+    for b in todo:  # a broken header fails the run before any data is touched
+        check_headers(plans[b.name], b.source, [_input(lake, f) for f in b.files])
+    reads = {VALIDATED_TABLE["products"]: AlwaysTrue(), VALIDATED_TABLE["sales"]: AlwaysTrue()}
+    sales_files = sorted({n for b in todo if b.source.entity == "sales" for n in b.names})
+    if sales_files:  # enriched lines of the files the batch replaces (see _touched_dates)
+        reads[ENRICHED_TABLE] = In("source_file", sales_files)
+    with StepIO(lake, run_id, STAGE, reads) as io:
+        products: str | None = None
+        for b in todo:
+            say(f"validating {b.name}: {len(b.files)} file(s)")
+            products = _validate_batch(io, b, plans[b.name], products)
+            assert b.result is not None
+            figures.append(SourceFigures.of(b.result))
+        dates = _touched_dates(io, [b for b in todo if b.source.entity == "sales"])
+        lake.state.add_pending_dates(TRANSFORM_STAGE, dates, run_id)
+        in_flight = lake.state.begin_commits(STAGE, run_id)
+        _stage_metrics(io, figures, in_flight, PASSED)
+        io.commit()
+    return dates, in_flight
+
+
+def _freshness(config: Config, lake: Lake) -> dict[str, list[str]]:
+    """Notices of the sources delivering later than their ``expect`` allows; a
+    :class:`QualityGateError` naming every source past its ``fail`` level."""
+    now = dt.datetime.now(dt.UTC)
+    notices: dict[str, list[str]] = {}
+    failing = []
+    for name, source in sorted(config.sources.items()):
+        if source.expect is None:
+            continue
+        late = freshness.lateness(name, source.expect, freshness.newest_ingest(
+            [f.ingested_at for f in lake.raw.manifest(name)]), now)
+        if late is None:
+            continue
+        if late.level == "fail":
+            failing.append(f"source {name!r}: {late.message}")
+        else:
+            notices[name] = [f"late: {late.message}"]
+    if failing:
+        raise QualityGateError(
+            f"{'; '.join(failing)} (sources.<name>.expect.fail); nothing was committed",
+            hint="check that the extract is still delivered where the source's path points, or relax expect",
+        )
+    return notices
+
+
+def _idle(lake: Lake, name: str, source: SourceConfig) -> str:
+    """Why a source has nothing to validate in this run."""
+    if not lake.discover(name, source):
+        return f"no file matches {source.path!r}"
+    return "no new file"
+
+
+def _commit_failed(lake: Lake, run_id: str, failed: SourceFigures) -> None:
+    """Commit a failed gate's figures on their own, replacing only this run's (a retry of the
+    commit never counts them twice; the figures of other runs in flight stay theirs)."""
+    with StepIO(lake, run_id, f"{STAGE}-failed", {}) as io:
+        _stage_metrics(io, [failed], [run_id], FAILED)
+        io.commit()
 
 
 def _input(lake: Lake, f: RawFile) -> InputFile:
@@ -143,11 +212,11 @@ def _touched_dates(io: StepIO, batches: list[_Batch]) -> list[dt.date]:
     return sorted(dates)
 
 
-def _stage_metrics(io: StepIO, figures: list[SourceFigures], replaced_runs: list[str]) -> None:
+def _stage_metrics(io: StepIO, figures: list[SourceFigures], replaced_runs: list[str], status: str) -> None:
     metrics.stage_runs(io, [
         {"source": s.source, "files": len(s.files), "rows_read": s.rows_read, "rows_valid": s.rows_valid,
          "rows_quarantined": s.rows_quarantined, "rows_unparseable": s.rows_unparseable,
-         "quarantine_rate": s.quarantine_rate, "seconds": s.seconds}
+         "quarantine_rate": s.quarantine_rate, "seconds": s.seconds, "status": status}
         for s in figures
     ], replaced_runs)
     metrics.stage_checks(io, [

@@ -55,10 +55,15 @@ def _no_notify(alert: Alert) -> None:
     return None
 
 
+def _no_warn(event: str, **details: Any) -> None:
+    return None
+
+
 @dataclass
 class StepContext:
     """Given to a step: the execution, its input, this attempt, a logger ``log(event, **fields)``,
-    the results of the steps done before it (also across a resume), and ``notify(alert)``."""
+    the results of the steps done before it (also across a resume), ``notify(alert)``, and
+    ``warn(event, **details)``, which records a warning event in the execution's history."""
 
     execution_id: str
     input: dict[str, Any]
@@ -67,6 +72,7 @@ class StepContext:
     log: Callable[..., None]
     results: Mapping[str, StepResult] = field(default_factory=dict)
     notify: Callable[[Alert], None] = _no_notify
+    warn: Callable[..., None] = _no_warn
 
 
 StepFn = Callable[[StepContext], StepResult]
@@ -281,6 +287,7 @@ class _Run:
                 self.id, dict(self.input), step.name, attempt,
                 log=lambda event, _step=step.name, **fields: self.log(event, step=_step, **fields),
                 results=dict(self.results), notify=lambda alert, _step=step.name: self.notify(alert, _step),
+                warn=lambda event, _step=step.name, **details: self.event(event, _step, "warning", **details),
             )
             started = runner.clock()
             try:
