@@ -150,6 +150,15 @@ class Thresholds(_Strict):
     quarantine_rate: Threshold = Threshold(warn=0.05, fail=0.30)
 
 
+class MoneyConfig(_Strict):
+    """How a source writes its amounts."""
+
+    scale: int = Field(2, ge=0, le=6, description="Decimal places of the amounts the source gives (281.372: 3 or more).")
+    discount_rate: Literal["fraction", "percent"] = Field(
+        "fraction", description="How the mapped discount_rate is written: 0.125 (fraction) or 12.5 (percent)."
+    )
+
+
 class SourceConfig(_Strict):
     """A declared source: which files, how to read them, how they map to the canonical model."""
 
@@ -172,6 +181,7 @@ class SourceConfig(_Strict):
     )
     rules: tuple[RuleSpec | str, ...] = ()
     thresholds: Thresholds = Thresholds()
+    money: MoneyConfig = MoneyConfig()
 
     @field_validator("columns", mode="after")
     @classmethod

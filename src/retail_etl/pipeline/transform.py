@@ -13,6 +13,7 @@ from retail_etl.pipeline import metrics, relations
 from retail_etl.pipeline.results import RunInputs, TransformResult
 from retail_etl.pipeline.tableio import PROCESSED, Say, StepIO, quiet
 from retail_etl.pipeline.validate import ENRICHED_TABLE, VALIDATED_TABLE
+from retail_etl.sources.mapping import money_scales
 
 STAGE = "transform"
 ANALYTICS_STAGE = "analytics"
@@ -44,7 +45,7 @@ def transform_step(
             lines, rejects = transform(
                 engine, validated_after=relations.validated_after(engine, name, validated, [], []), dates=days,
                 products=products, key=source.key, returns=source.returns, unknown_products=source.unknown_products,
-                run_id=run_id, every_date=every_date,
+                run_id=run_id, every_date=every_date, scales=money_scales(config.sources.values()),
             )
             enriched.append(lines)
             quarantined.append(rejects)
