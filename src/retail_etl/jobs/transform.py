@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlglot import exp
+
 from retail_etl.engines.base import Engine
 from retail_etl.model import LINEAGE_COLUMNS, PRODUCT_ATTRIBUTES, SALES, Scales, amount_type, price_type
 from retail_etl.quoting import ident, idents, lit
@@ -69,12 +71,14 @@ def transform(
     run_id: str,
     every_date: bool = False,
     scales: Scales = Scales(),
+    attributes: Sequence[tuple[str, str, bool]] = (),
 ) -> tuple[str, str]:
     """New relations (enriched, quarantine) for the sale dates in relation ``dates``; returns
     their SQL names.
 
     ``every_date``: ``dates`` holds every sale date of ``validated_after`` (a first run, a
-    rebuild), so every line is a candidate. ``scales`` types the money columns.
+    rebuild), so every line is a candidate. ``scales`` types the money columns. ``attributes``
+    are the extra columns of the enriched lines: (name, SQL type, whether this source's lines have it).
 
     ``validated_after`` holds the validated lines of ONE source as they are after this batch.
     Both results are views, computed once by the writes that read them; :func:`counts` then
@@ -126,6 +130,7 @@ def transform(
     completed = {*PRODUCT_ATTRIBUTES, "unit_cost", "cost_amount", "margin"}
     line_columns = ", ".join(
         f"d.{ident(c)}" for c in [*(n for n in SALES.names if n not in completed),
+                                  *(n for n, _, present in attributes if present),
                                   *(n for n, _ in LINEAGE_COLUMNS), "_rank", "_first"])
     engine.view(
         name["joined"],
@@ -138,6 +143,9 @@ def transform(
         FROM {deduped} d LEFT JOIN {products} p ON d.product_id = p.product_id
         """,
     )
+    extra = "".join(
+        f" {ident(n)}," if present else f" {exp.cast(exp.null(), exp.DataType.build(sql_type)).sql('duckdb')} AS {ident(n)},"
+        for n, sql_type, present in attributes)
     duplicate_message = lit("+".join(key or ()) + " duplicates the line first seen at ")
     kept = f"_rank = 1 AND (_known OR {lit(keep_unknown)})"
     # Views: each is computed once, by the Parquet write that reads it.
@@ -151,7 +159,7 @@ def transform(
                CAST(net_amount + discount_amount AS {amount}) AS gross_amount,
                cost_amount,
                CAST(coalesce(_line_margin, net_amount - cost_amount) AS {amount}) AS margin,
-               discount_rate,
+               discount_rate,{extra}
                CAST(year(sale_date) AS INTEGER) AS year, CAST(quarter(sale_date) AS INTEGER) AS quarter,
                CAST(month(sale_date) AS INTEGER) AS month, CAST(isoyear(sale_date) AS INTEGER) AS iso_year,
                CAST(weekofyear(sale_date) AS INTEGER) AS iso_week, CAST(isodow(sale_date) AS INTEGER) AS weekday,

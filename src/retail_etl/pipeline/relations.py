@@ -39,10 +39,12 @@ def parquet(engine: Engine, files: Sequence[str], prefix: str) -> str:
     return ident(name)
 
 
-def validated_after(engine: Engine, source: str, old: str | None, names: list[str], new_files: list[str]) -> str:
+def validated_after(engine: Engine, source: str, old: str | None, names: list[str], new_files: list[str],
+                    extra: Sequence[str] = ()) -> str:
     """A new view: the source's validated lines as they are once this batch is committed (its
-    committed lines outside the files ``names``, plus the lines of ``new_files``); returns its SQL name."""
-    columns = [*ENTITIES["sales"].names, *(c for c, _ in LINEAGE)]
+    committed lines outside the files ``names``, plus the lines of ``new_files``); returns its SQL name.
+    ``extra`` names further columns to keep (the source's attributes)."""
+    columns = [*ENTITIES["sales"].names, *extra, *(c for c, _ in LINEAGE)]
     cols = idents(columns)
     parts = []
     if old:

@@ -18,17 +18,18 @@ A mapped value that is present but does not parse is reported by :func:`parse_fa
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from retail_etl.config.model import SourceConfig
+from retail_etl.config.model import AttributeSpec, ColumnSpec, SourceConfig
 from retail_etl.errors import ConfigError
 from retail_etl.model import (
     ENTITIES,
     RATE_SCALE,
+    CanonicalColumn,
     Entity,
     Scales,
     amount_type,
@@ -95,23 +96,28 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
     ``scales`` types the money columns (default: the source's own, as if it fed the tables alone).
     """
     entity = typed(ENTITIES[source.entity], scales or money_scales([source]))
-    known = set(entity.names)
+    canonical = entity.names
+    known = set(canonical)
     for section in ("columns", "derived", "defaults", "standardize"):
         for key in getattr(source, section):
             if key not in known:
                 raise MappingError(
                     f"{key!r} is not a column of the canonical {entity.name} model",
                     (section, key),
-                    hint=_did_you_mean(key, entity.names) + f"canonical columns: {', '.join(entity.names)}",
+                    hint=_did_you_mean(key, canonical) + f"canonical columns: {', '.join(canonical)}"
+                    + (" (an extra source column is declared under attributes)" if section == "columns" else ""),
                 )
     for key in source.derived:
         if key in source.columns:
             raise MappingError(f"{key!r} is both mapped and derived; keep one", ("derived", key))
+    entity = _with_attributes(entity, source)
+    known = set(entity.names)
 
     base: dict[str, exp.Expression] = {}
     checks: list[ParseCheck] = []
+    attributes = source.attribute_specs()
     for col in entity.columns:
-        spec = source.column_spec(col.name)
+        spec = source.column_spec(col.name) if col.name in canonical else _attribute_column(attributes[col.name])
         if spec is not None:
             read_as = _read_type(col.name, col.kind, col.type, source)
             parsed = _parse_expr(raw_col(spec.column), col.name, read_as, spec.format, source)
@@ -160,8 +166,35 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
         if key not in known:
             raise MappingError(f"key column {key!r} is not canonical", ("key",), hint=_did_you_mean(key, entity.names))
 
-    raw = tuple(dict.fromkeys(s.column for s in (source.column_spec(c) for c in source.columns) if s))
+    raw = tuple(dict.fromkeys([*(s.column for s in (source.column_spec(c) for c in source.columns) if s),
+                               *(a.column for a in attributes.values())]))
     return SourcePlan(name, entity, resolved, raw, tuple(checks))
+
+
+def attribute_columns(sources: Iterable[SourceConfig]) -> list[tuple[str, str]]:
+    """(name, SQL type) of the attributes ``sources`` declare, each once, in declaration order."""
+    out: dict[str, str] = {}
+    for source in sources:
+        for name, spec in source.attribute_specs().items():
+            out.setdefault(name, spec.type)
+    return list(out.items())
+
+
+def _with_attributes(entity: Entity, source: SourceConfig) -> Entity:
+    """``entity`` with the source's declared attributes as extra columns."""
+    taken = {*entity.names, "source", "source_file", "source_line", "run_id"}
+    extra = []
+    for name, spec in source.attribute_specs().items():
+        if name in taken or name.startswith("_"):
+            raise MappingError(
+                f"attribute {name!r} clashes with a column of the {entity.name} tables", ("attributes", name),
+                hint="map a canonical column under columns, or give the attribute another name")
+        extra.append(CanonicalColumn(name, spec.type, description=f"attribute from source column {spec.column!r}"))
+    return replace(entity, columns=(*entity.columns, *extra)) if extra else entity
+
+
+def _attribute_column(spec: AttributeSpec) -> ColumnSpec:
+    return ColumnSpec(column=spec.column, format=spec.format)
 
 
 def parse_failures(plan: SourcePlan) -> list[tuple[str, exp.Expression, exp.Expression]]:
