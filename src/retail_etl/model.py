@@ -87,7 +87,7 @@ PRICE = price_type(DEFAULT_SCALE)
 
 # The discount from a rate over the line before discount: exact (the product is narrowed first so
 # that no engine reduces its scale; Spark would beyond 38 digits).
-_RATE_ON_GROSS = "CAST(quantity * unit_price AS DECIMAL(28,7)) * discount_rate"
+_RATE_ON_GROSS = "CAST(quantity * unit_price AS DECIMAL(29,9)) * discount_rate"
 # The discount from a rate when only the paid amount is known: net / (1 - rate) - net, a quotient.
 _RATE_ON_NET = "net_amount * discount_rate / (1 - discount_rate)"
 
