@@ -123,8 +123,8 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
             parsed = _parse_expr(raw_col(spec.column), col.name, read_as, spec.format, source)
             if col.name == "discount_rate" and source.money.discount_rate == "percent":
                 parsed = exp.Mul(this=parsed, expression=exp.cast(exp.Literal.number("0.01"), "DECIMAL(3,2)"))
-            if read_as != col.type:
-                parsed = exp.cast(parsed, col.type)
+            if read_as != col.type:  # exp.cast would keep a DECIMAL as it is, whatever its scale
+                parsed = exp.Cast(this=parsed, to=exp.DataType.build(col.type))
             fill = source.defaults.get(col.name, col.blank_value)
             # A blank value takes the declared default.
             base[col.name] = (
