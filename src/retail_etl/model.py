@@ -148,7 +148,8 @@ SALES = Entity(
                          Derivation("net_amount - margin", ("margin",))),
         ),
         CanonicalColumn(
-            "margin", MONEY, kind="amount", description="Profit of the line as the extract gives it; NULL when unknown.",
+            "margin", MONEY, kind="amount",
+            description="Profit of the line as the extract gives it; NULL when unknown.",
             derivations=(Derivation("net_amount - cost_amount", ("cost_amount",)),
                          Derivation("net_amount - cost_amount", ("unit_cost",))),
         ),

@@ -157,7 +157,9 @@ class AttributeSpec(_Strict):
     """An extra source column kept on every line under its own name (region, segment, department…)."""
 
     column: str
-    type: str = Field("VARCHAR", description="VARCHAR, INTEGER, BIGINT, DOUBLE, DATE, TIMESTAMP or DECIMAL(p,s).")
+    type: str = Field(
+        "VARCHAR", description="VARCHAR, INTEGER, BIGINT, DOUBLE, DATE, TIMESTAMP or DECIMAL(p,s)."
+    )
     format: str | None = Field(None, description="strftime-style format of a DATE or TIMESTAMP attribute.")
 
     @field_validator("type")
@@ -173,7 +175,9 @@ class AttributeSpec(_Strict):
 class MoneyConfig(_Strict):
     """How a source writes its amounts."""
 
-    scale: int = Field(2, ge=0, le=6, description="Decimal places of the amounts the source gives (281.372: 3 or more).")
+    scale: int = Field(
+        2, ge=0, le=6, description="Decimal places of the amounts the source gives (281.372: 3 or more)."
+    )
     discount_rate: Literal["fraction", "percent"] = Field(
         "fraction", description="How the mapped discount_rate is written: 0.125 (fraction) or 12.5 (percent)."
     )

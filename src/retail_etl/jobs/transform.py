@@ -123,8 +123,8 @@ def transform(
     keep_unknown = unknown_products == "keep"
     unknown = lit(UNKNOWN)
     # The master's attributes win; the line's fill in for a product it does not describe.
-    attrs = ", ".join(
-        f"coalesce(p.{a}, d.{a}{', ' + unknown if keep_unknown else ''}) AS {a}" for a in PRODUCT_ATTRIBUTES)
+    fallback = f", {unknown}" if keep_unknown else ""
+    attrs = ", ".join(f"coalesce(p.{ident(a)}, d.{ident(a)}{fallback}) AS {ident(a)}" for a in PRODUCT_ATTRIBUTES)
     lines = lit(scales.lines)
     amount, price = amount_type(scales.lines), price_type(scales.money)
     completed = {*PRODUCT_ATTRIBUTES, "unit_cost", "cost_amount", "margin"}
@@ -144,7 +144,7 @@ def transform(
         """,
     )
     extra = "".join(
-        f" {ident(n)}," if present else f" {exp.cast(exp.null(), exp.DataType.build(sql_type)).sql('duckdb')} AS {ident(n)},"
+        f" {ident(n) if present else exp.cast(exp.null(), exp.DataType.build(sql_type)).sql('duckdb')} AS {ident(n)},"
         for n, sql_type, present in attributes)
     duplicate_message = lit("+".join(key or ()) + " duplicates the line first seen at ")
     kept = f"_rank = 1 AND (_known OR {lit(keep_unknown)})"
