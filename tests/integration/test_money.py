@@ -167,3 +167,16 @@ def test_declared_attributes_are_usable_in_rules(tmp_path: Path) -> None:
                                              encoding="utf-8")
     with pytest.raises(QualityGateError, match="CustomSql"):
         run_project(root)
+
+
+def test_an_attribute_declared_later_is_null_on_the_lines_validated_before(tmp_path: Path) -> None:
+    without = SALES.replace("    attributes: {region: region, floor: {column: floor, type: INTEGER}}\n", "")
+    root = project(tmp_path, HEAD + without, {"till.csv": LINES})
+    run_project(root)
+    (root / "retail-etl.yaml").write_text(HEAD + SALES, encoding="utf-8")
+    (root / "data" / "till2.csv").write_text(LINES.replace("R1,", "R7,").replace("R2,", "R8,")
+                                             .replace("2024-02-01", "2024-02-02"), encoding="utf-8")
+    run_project(root)
+    rows = q(root, "SELECT sale_date, region, floor FROM retail_etl.sales_enriched ORDER BY sale_date, source_line")
+    assert [(r["region"], r["floor"]) for r in rows] == [
+        (None, None), (None, None), (None, None), ("North", 1), ("South", 2), ("North", 0)]
