@@ -36,6 +36,19 @@ def test_golden_case_on_spark(case: Path, tmp_path: Path, spark_engine: EngineCo
     run_and_compare(case, tmp_path, spark_engine)
 
 
+def test_precise_money_case_gives_the_same_tables_on_both_engines(tmp_path: Path, spark_engine: EngineConfig) -> None:
+    """Four-place amounts, a rate on the paid amount (a quotient), NULL costs, declared attributes."""
+    (case,) = (c for c in CASES if c.name == "superstore")
+    catalogs = {}
+    for name, engine in (("duckdb", EngineConfig()), ("spark", spark_engine)):
+        project = tmp_path / name
+        shutil.copytree(case, project, ignore=shutil.ignore_patterns("expected"))
+        config = load_config(project / "retail-etl.yaml", env={}).model_copy(update={"engine": engine})
+        run(config)
+        catalogs[name] = Lake(config).catalog
+    _assert_same_tables(catalogs["duckdb"], catalogs["spark"], required=("sales_enriched", "daily_sales"))
+
+
 def test_generated_dirty_data_gives_the_same_tables_on_both_engines(tmp_path: Path, spark_engine: EngineConfig) -> None:
     generate(tmp_path / "data", rows=3000, dirty_rate=0.05)
     catalogs = {}
@@ -80,9 +93,10 @@ def _cli(cwd: Path, *args: str) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def _assert_same_tables(duck, spark) -> None:
+def _assert_same_tables(duck, spark, required: tuple[str, ...] = (
+        "sales_validated", "sales_quarantine", "sales_enriched", "daily_sales", "product_daily")) -> None:
     assert duck.tables() == spark.tables()
-    for name in ("sales_validated", "sales_quarantine", "sales_enriched", "daily_sales", "product_daily"):
+    for name in required:
         assert _rows(duck.load(name)), name
     for name in duck.tables():
         a, b = duck.load(name), spark.load(name)

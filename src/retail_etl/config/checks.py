@@ -153,8 +153,9 @@ def custom_sql_problems(sql: str, source: SourceConfig, config: Config) -> list[
 
 def _custom_sql_schema(source: SourceConfig, config: Config) -> dict[str, dict[str, str]]:
     entity = ENTITIES[source.entity]
-    schema = {PRIMARY: {**{c.name: c.type for c in entity.columns}, "source_file": "VARCHAR",
-                        "source_line": "BIGINT"}}
+    schema = {PRIMARY: {**{c.name: c.type for c in entity.columns},
+                        **{n: a.type for n, a in source.attribute_specs().items()},
+                        "source_file": "VARCHAR", "source_line": "BIGINT"}}
     if source.entity == "sales" and config.sources_of("products"):
         schema["products"] = {c.name: c.type for c in ENTITIES["products"].columns}
     return schema

@@ -183,6 +183,39 @@ class Expect(_Strict):
         return self
 
 
+_ATTRIBUTE_TYPE = re.compile(r"^(VARCHAR|INTEGER|BIGINT|DOUBLE|DATE|TIMESTAMP|DECIMAL\(\d+,\d+\))$")
+
+
+class AttributeSpec(_Strict):
+    """An extra source column kept on every line under its own name (region, segment, department…)."""
+
+    column: str
+    type: str = Field(
+        "VARCHAR", description="VARCHAR, INTEGER, BIGINT, DOUBLE, DATE, TIMESTAMP or DECIMAL(p,s)."
+    )
+    format: str | None = Field(None, description="strftime-style format of a DATE or TIMESTAMP attribute.")
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str) -> str:
+        text = v.upper().replace(" ", "")
+        if not _ATTRIBUTE_TYPE.match(text):
+            raise ValueError(f"{v!r} is not an attribute type; use VARCHAR, INTEGER, BIGINT, DOUBLE, DATE, "
+                             "TIMESTAMP or DECIMAL(p,s)")
+        return text
+
+
+class MoneyConfig(_Strict):
+    """How a source writes its amounts."""
+
+    scale: int = Field(
+        2, ge=0, le=6, description="Decimal places of the amounts the source gives (281.372: 3 or more)."
+    )
+    discount_rate: Literal["fraction", "percent"] = Field(
+        "fraction", description="How the mapped discount_rate is written: 0.125 (fraction) or 12.5 (percent)."
+    )
+
+
 class SourceConfig(_Strict):
     """A declared source: which files, how to read them, how they map to the canonical model."""
 
@@ -206,6 +239,19 @@ class SourceConfig(_Strict):
     rules: tuple[RuleSpec | str, ...] = ()
     thresholds: Thresholds = Thresholds()
     expect: Expect | None = Field(None, description="How often the source delivers; a late source warns or fails.")
+    money: MoneyConfig = MoneyConfig()
+    attributes: dict[str, str | AttributeSpec] = Field(
+        default_factory=dict, description="Name -> source column (or {column, type, format}): kept on each line."
+    )
+
+    @field_validator("attributes", mode="after")
+    @classmethod
+    def _normalise_attributes(cls, v: dict[str, str | AttributeSpec]) -> dict[str, str | AttributeSpec]:
+        return {k: (AttributeSpec(column=s) if isinstance(s, str) else s) for k, s in v.items()}
+
+    def attribute_specs(self) -> dict[str, AttributeSpec]:
+        """The declared attributes, each as an :class:`AttributeSpec`."""
+        return {k: s if isinstance(s, AttributeSpec) else AttributeSpec(column=s) for k, s in self.attributes.items()}
 
     @field_validator("columns", mode="after")
     @classmethod

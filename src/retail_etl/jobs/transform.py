@@ -4,8 +4,9 @@ For the affected dates it re-derives everything from *all* validated lines of th
 - de-duplicates by the source's key: among all validated lines sharing a key (any date), the
   first in source order (file name, then line) wins; the others are quarantined as ``duplicate``;
 - joins the product reference; an unknown product is quarantined (``unknown_product``) or kept
-  with ``UNKNOWN`` attributes, as the source says;
-- computes gross_amount, cost_amount, margin, the return flag and date parts.
+  with ``UNKNOWN`` attributes, as the source says; the master's attributes win over the line's;
+- computes gross_amount, cost_amount and margin (the line's own cost or margin first, then the
+  master's unit cost), the return flag and date parts.
 Because the result for a date depends only on the validated lines and the products, re-running
 a batch (after a crash, or in several pieces) gives the same rows.
 """
@@ -15,7 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlglot import exp
+
 from retail_etl.engines.base import Engine
+from retail_etl.model import LINEAGE_COLUMNS, PRODUCT_ATTRIBUTES, SALES, Scales, amount_type, price_type
 from retail_etl.quoting import ident, idents, lit
 
 UNKNOWN = "UNKNOWN"
@@ -66,12 +70,15 @@ def transform(
     unknown_products: str,
     run_id: str,
     every_date: bool = False,
+    scales: Scales = Scales(),
+    attributes: Sequence[tuple[str, str, bool]] = (),
 ) -> tuple[str, str]:
     """New relations (enriched, quarantine) for the sale dates in relation ``dates``; returns
     their SQL names.
 
     ``every_date``: ``dates`` holds every sale date of ``validated_after`` (a first run, a
-    rebuild), so every line is a candidate.
+    rebuild), so every line is a candidate. ``scales`` types the money columns. ``attributes``
+    are the extra columns of the enriched lines: (name, SQL type, whether this source's lines have it).
 
     ``validated_after`` holds the validated lines of ONE source as they are after this batch.
     Both results are views, computed once by the writes that read them; :func:`counts` then
@@ -115,17 +122,30 @@ def transform(
     is_return = "(quantity < 0)" if returns else "false"
     keep_unknown = unknown_products == "keep"
     unknown = lit(UNKNOWN)
-    attr = (lambda col: f"coalesce(p.{col}, {unknown})") if keep_unknown else (lambda col: f"p.{col}")
+    # The master's attributes win; the line's fill in for a product it does not describe.
+    fallback = f", {unknown}" if keep_unknown else ""
+    attrs = ", ".join(f"coalesce(p.{ident(a)}, d.{ident(a)}{fallback}) AS {ident(a)}" for a in PRODUCT_ATTRIBUTES)
+    lines = lit(scales.lines)
+    amount, price = amount_type(scales.lines), price_type(scales.money)
+    completed = {*PRODUCT_ATTRIBUTES, "unit_cost", "cost_amount", "margin"}
+    line_columns = ", ".join(
+        f"d.{ident(c)}" for c in [*(n for n in SALES.names if n not in completed),
+                                  *(n for n, _, present in attributes if present),
+                                  *(n for n, _ in LINEAGE_COLUMNS), "_rank", "_first"])
     engine.view(
         name["joined"],
         f"""
-        SELECT d.*, p.product_id IS NOT NULL AS _known,
-               {attr("product_name")} AS product_name, {attr("category")} AS category,
-               {attr("subcategory")} AS subcategory, {attr("brand")} AS brand,
-               p.unit_cost, p.list_price
+        SELECT {line_columns},
+               p.product_id IS NOT NULL AS _known, {attrs}, p.list_price,
+               CAST(coalesce(d.unit_cost, p.unit_cost) AS {price}) AS unit_cost,
+               CAST(coalesce(d.cost_amount, round(d.quantity * p.unit_cost, {lines})) AS {amount}) AS cost_amount,
+               d.margin AS _line_margin
         FROM {deduped} d LEFT JOIN {products} p ON d.product_id = p.product_id
         """,
     )
+    extra = "".join(
+        f" {ident(n) if present else exp.cast(exp.null(), exp.DataType.build(sql_type)).sql('duckdb')} AS {ident(n)},"
+        for n, sql_type, present in attributes)
     duplicate_message = lit("+".join(key or ()) + " duplicates the line first seen at ")
     kept = f"_rank = 1 AND (_known OR {lit(keep_unknown)})"
     # Views: each is computed once, by the Parquet write that reads it.
@@ -136,9 +156,10 @@ def transform(
                quantity, unit_price, discount_amount, net_amount, currency, channel, payment_method,
                {is_return} AS is_return,
                product_name, category, subcategory, brand, unit_cost, list_price,
-               CAST(net_amount + discount_amount AS DECIMAL(18, 2)) AS gross_amount,
-               CAST(round(quantity * unit_cost, 2) AS DECIMAL(18, 2)) AS cost_amount,
-               CAST(net_amount - round(quantity * unit_cost, 2) AS DECIMAL(18, 2)) AS margin,
+               CAST(net_amount + discount_amount AS {amount}) AS gross_amount,
+               cost_amount,
+               CAST(coalesce(_line_margin, net_amount - cost_amount) AS {amount}) AS margin,
+               discount_rate,{extra}
                CAST(year(sale_date) AS INTEGER) AS year, CAST(quarter(sale_date) AS INTEGER) AS quarter,
                CAST(month(sale_date) AS INTEGER) AS month, CAST(isoyear(sale_date) AS INTEGER) AS iso_year,
                CAST(weekofyear(sale_date) AS INTEGER) AS iso_week, CAST(isodow(sale_date) AS INTEGER) AS weekday,

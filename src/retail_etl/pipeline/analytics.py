@@ -16,6 +16,7 @@ from retail_etl.pipeline.results import AnalyticsResult, RunInputs
 from retail_etl.pipeline.tableio import ANALYTICS, Say, StepIO, quiet
 from retail_etl.pipeline.validate import ENRICHED_TABLE
 from retail_etl.quoting import ident, in_list
+from retail_etl.sources.mapping import money_scales
 
 STAGE = "analytics"
 
@@ -37,8 +38,9 @@ def analytics_step(
         enriched = io.relation(ENRICHED_TABLE) or relations.empty(engine, [("sale_date", "DATE")])
         of_dates = engine.temp_name("enriched_dates")
         engine.view(of_dates, f"SELECT * FROM {enriched} WHERE {in_list('sale_date', [d.isoformat() for d in dates])}")
+        scales = money_scales(config.sources.values())
         for mart in analytics.MARTS:
-            query = analytics.mart_query(mart, ident(of_dates))
+            query = analytics.mart_query(mart, ident(of_dates), scales=scales)
             files = io.write(mart, query, ANALYTICS, "marts", partition_by=("sale_date",))
             io.stage(mart, files, [by_date])
             marts[mart] = io.rows_written(mart, "marts")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+from sqlglot import exp
+
 from retail_etl.engines.base import Engine
 from retail_etl.model import ENTITIES
-from retail_etl.quoting import ident, idents, in_list, lit
+from retail_etl.quoting import ident, in_list, lit
 
 LINEAGE = (("source", "VARCHAR"), ("source_file", "VARCHAR"), ("source_line", "BIGINT"), ("run_id", "VARCHAR"))
 
@@ -15,7 +17,8 @@ LINEAGE = (("source", "VARCHAR"), ("source_file", "VARCHAR"), ("source_line", "B
 def empty(engine: Engine, columns: Sequence[tuple[str, str]]) -> str:
     """A new relation with ``columns`` (name, SQL type) and no rows; returns its SQL name."""
     name = engine.temp_name("empty")
-    nulls = ", ".join(f"CAST(NULL AS {sql_type}) AS {ident(column)}" for column, sql_type in columns)
+    nulls = ", ".join(f"{exp.cast(exp.null(), exp.DataType.build(sql_type)).sql('duckdb')} AS {ident(column)}"
+                      for column, sql_type in columns)
     engine.view(name, f"SELECT {nulls} WHERE false")
     return ident(name)
 
@@ -39,22 +42,33 @@ def parquet(engine: Engine, files: Sequence[str], prefix: str) -> str:
     return ident(name)
 
 
-def validated_after(engine: Engine, source: str, old: str | None, names: list[str], new_files: list[str]) -> str:
+def validated_after(engine: Engine, source: str, old: str | None, names: list[str], new_files: list[str],
+                    extra: Sequence[tuple[str, str]] = ()) -> str:
     """A new view: the source's validated lines as they are once this batch is committed (its
-    committed lines outside the files ``names``, plus the lines of ``new_files``); returns its SQL name."""
-    columns = [*ENTITIES["sales"].names, *(c for c, _ in LINEAGE)]
-    cols = idents(columns)
+    committed lines outside the files ``names``, plus the lines of ``new_files``); returns its SQL name.
+    ``extra`` (name, SQL type) are further columns to keep (the source's attributes)."""
+    columns = [*entity_columns("sales"), *extra, *LINEAGE]
     parts = []
     if old:
         keep = f" AND NOT {in_list('source_file', names)}" if names else ""
-        parts.append(f"SELECT {cols} FROM {old} WHERE source = {lit(source)}{keep}")
+        parts.append(f"SELECT {_columns_of(engine, old, columns)} FROM {old} WHERE source = {lit(source)}{keep}")
     if new_files:
-        parts.append(f"SELECT {cols} FROM {parquet(engine, new_files, 'validated_new')}")
+        new = parquet(engine, new_files, "validated_new")
+        parts.append(f"SELECT {_columns_of(engine, new, columns)} FROM {new}")
     if not parts:
-        parts.append(f"SELECT * FROM {empty(engine, [*entity_columns('sales'), *LINEAGE])}")
+        parts.append(f"SELECT * FROM {empty(engine, columns)}")
     name = engine.temp_name("validated_after")
     engine.view(name, " UNION ALL ".join(parts))
     return ident(name)
+
+
+def _columns_of(engine: Engine, relation: str, columns: Sequence[tuple[str, str]]) -> str:
+    """``columns`` of ``relation``, a typed NULL for each its files do not have (a column added to the
+    table after they were written: its files are read as they are)."""
+    have = set(engine.schema(f"SELECT * FROM {relation} LIMIT 0").names)
+    return ", ".join(
+        ident(c) if c in have else f"{exp.cast(exp.null(), exp.DataType.build(t)).sql('duckdb')} AS {ident(c)}"
+        for c, t in columns)
 
 
 def union_all(relations: Sequence[str]) -> str:

@@ -13,6 +13,7 @@ from retail_etl.pipeline import metrics, relations
 from retail_etl.pipeline.results import RunInputs, TransformResult
 from retail_etl.pipeline.tableio import PROCESSED, Say, StepIO, quiet
 from retail_etl.pipeline.validate import ENRICHED_TABLE, VALIDATED_TABLE
+from retail_etl.sources.mapping import attribute_columns, money_scales
 
 STAGE = "transform"
 ANALYTICS_STAGE = "analytics"
@@ -40,11 +41,15 @@ def transform_step(
         validated = io.relation(VALIDATED_TABLE["sales"])
         every_date = validated is not None and not engine.fetch_rows(
             f"SELECT 1 FROM {validated} WHERE sale_date NOT IN (SELECT sale_date FROM {days}) LIMIT 1")
+        # Every source's lines carry every source's attributes (NULL where it declares none).
+        attributes = attribute_columns(config.sources_of("sales").values())
         for name, source in config.sources_of("sales").items():
+            own = [(a, t) for a, t in attributes if a in source.attributes]
             lines, rejects = transform(
-                engine, validated_after=relations.validated_after(engine, name, validated, [], []), dates=days,
+                engine, validated_after=relations.validated_after(engine, name, validated, [], [], own), dates=days,
                 products=products, key=source.key, returns=source.returns, unknown_products=source.unknown_products,
-                run_id=run_id, every_date=every_date,
+                run_id=run_id, every_date=every_date, scales=money_scales(config.sources.values()),
+                attributes=[(a, t, a in source.attributes) for a, t in attributes],
             )
             enriched.append(lines)
             quarantined.append(rejects)

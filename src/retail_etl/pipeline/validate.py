@@ -21,7 +21,7 @@ from retail_etl.pipeline.results import RunInputs, SourceFigures, ValidateResult
 from retail_etl.pipeline.tableio import PROCESSED, Say, StepIO, quiet
 from retail_etl.quality.ruleset import source_rules
 from retail_etl.quoting import ident, idents, in_list, lit
-from retail_etl.sources.mapping import SourcePlan, plan_source
+from retail_etl.sources.mapping import SourcePlan, money_scales, plan_source
 
 STAGE = "validate"
 TRANSFORM_STAGE = "transform"
@@ -93,7 +93,8 @@ def _validate(
 ) -> tuple[list[dt.date], list[str]]:
     """Validate and commit the batches (figures appended to ``figures``); returns the sale dates
     journaled for transform and the runs whose commits are in flight."""
-    plans = {b.name: plan_source(b.name, b.source) for b in todo}
+    scales = money_scales(lake.config.sources.values())
+    plans = {b.name: plan_source(b.name, b.source, scales) for b in todo}
     for b in todo:  # a broken header fails the run before any data is touched
         check_headers(plans[b.name], b.source, [_input(lake, f) for f in b.files])
     reads = {VALIDATED_TABLE["products"]: AlwaysTrue(), VALIDATED_TABLE["sales"]: AlwaysTrue()}

@@ -30,6 +30,7 @@ class SourceRule:
 def source_rules(source: SourceConfig) -> list[SourceRule]:
     """Parse and check ``source.rules``; raises :class:`RuleConfigError` naming the rule's index."""
     entity = ENTITIES[source.entity]
+    names = [*entity.names, *source.attributes]
     out: list[SourceRule] = []
     used: set[str] = set()
     for index, spec in enumerate(source.rules):
@@ -39,10 +40,10 @@ def source_rules(source: SourceConfig) -> list[SourceRule]:
         except RuleSyntaxError as exc:
             raise RuleConfigError(exc.message, where, hint=exc.hint) from None
         for column in rule.columns:
-            if column not in entity.names:
+            if column not in names:
                 import difflib
 
-                close = difflib.get_close_matches(column, entity.names, n=1)
+                close = difflib.get_close_matches(column, names, n=1)
                 raise RuleConfigError(
                     f"rule {spec.rule!r} uses {column!r}, which is not a canonical {entity.name} column",
                     where,

@@ -4,8 +4,11 @@ Each canonical column gets one expression over the raw columns (all VARCHAR):
 - mapped text columns are trimmed, case-folded and value-mapped as the source declares;
 - mapped numbers honour the decimal and thousands separators, then ``TRY_CAST``;
 - mapped dates and timestamps use the declared strftime format (``TRY_STRPTIME``) or ISO;
-- derived columns are the user's SQL over canonical names, and canonical defaults
-  (e.g. ``sale_date = CAST(sold_at AS DATE)``) fill what the source does not give;
+- derived columns are the user's SQL over canonical names, and canonical derivations and defaults
+  (e.g. ``sale_date = CAST(sold_at AS DATE)``, a discount from a discount rate) fill what the source
+  does not give;
+- money is read at the source's scale (``money.scale``) and typed at the table's (:class:`Scales`,
+  the widest of the sales sources), so that every source writes the same column types;
 - a blank mapped value takes the source's ``defaults`` entry for that column, if any
   (and a blank discount is 0).
 Derived expressions are inlined, so the whole projection is a single SELECT.
@@ -14,15 +17,25 @@ A mapped value that is present but does not parse is reported by :func:`parse_fa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from retail_etl.config.model import SourceConfig
+from retail_etl.config.model import AttributeSpec, ColumnSpec, SourceConfig
 from retail_etl.errors import ConfigError
-from retail_etl.model import ENTITIES, Entity
+from retail_etl.model import (
+    ENTITIES,
+    RATE_SCALE,
+    CanonicalColumn,
+    Entity,
+    Scales,
+    amount_type,
+    price_type,
+    typed,
+)
 from retail_etl.quoting import literal
 
 NUMERIC_PREFIXES = ("DECIMAL", "INTEGER", "BIGINT", "DOUBLE")
@@ -63,28 +76,56 @@ def raw_col(name: str) -> exp.Column:
     return exp.column(name, quoted=True)
 
 
-def plan_source(name: str, source: SourceConfig) -> SourcePlan:
-    """Build and check the canonical projection of ``source``; raises :class:`MappingError`."""
-    entity = ENTITIES[source.entity]
-    known = set(entity.names)
+def rate_on_gross(source: SourceConfig) -> bool:
+    """Whether the source's discount is its discount rate times the line before discount."""
+    given = _given(source)
+    return {"discount_rate", "unit_price"} <= given and "discount_amount" not in given
+
+
+def money_scales(sources: Iterable[SourceConfig]) -> Scales:
+    """The money scales of the sales tables fed by ``sources`` (the sales ones count)."""
+    return Scales.of((s.money.scale, rate_on_gross(s)) for s in sources if s.entity == "sales")
+
+
+def _given(source: SourceConfig) -> set[str]:
+    return {*source.columns, *source.derived, *source.defaults}
+
+
+def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -> SourcePlan:
+    """Build and check the canonical projection of ``source``; raises :class:`MappingError`.
+
+    ``scales`` types the money columns (default: the source's own, as if it fed the tables alone).
+    """
+    entity = typed(ENTITIES[source.entity], scales or money_scales([source]))
+    canonical = entity.names
+    known = set(canonical)
     for section in ("columns", "derived", "defaults", "standardize"):
         for key in getattr(source, section):
             if key not in known:
                 raise MappingError(
                     f"{key!r} is not a column of the canonical {entity.name} model",
                     (section, key),
-                    hint=_did_you_mean(key, entity.names) + f"canonical columns: {', '.join(entity.names)}",
+                    hint=_did_you_mean(key, canonical) + f"canonical columns: {', '.join(canonical)}"
+                    + (" (an extra source column is declared under attributes)" if section == "columns" else ""),
                 )
     for key in source.derived:
         if key in source.columns:
             raise MappingError(f"{key!r} is both mapped and derived; keep one", ("derived", key))
+    entity = _with_attributes(entity, source)
+    known = set(entity.names)
 
     base: dict[str, exp.Expression] = {}
     checks: list[ParseCheck] = []
+    attributes = source.attribute_specs()
     for col in entity.columns:
-        spec = source.column_spec(col.name)
+        spec = source.column_spec(col.name) if col.name in canonical else _attribute_column(attributes[col.name])
         if spec is not None:
-            parsed = _parse_expr(raw_col(spec.column), col.name, col.type, spec.format, source)
+            read_as = _read_type(col.name, col.kind, col.type, source)
+            parsed = _parse_expr(raw_col(spec.column), col.name, read_as, spec.format, source)
+            if col.name == "discount_rate" and source.money.discount_rate == "percent":
+                parsed = exp.Mul(this=parsed, expression=exp.cast(exp.Literal.number("0.01"), "DECIMAL(3,2)"))
+            if read_as != col.type:  # exp.cast would keep a DECIMAL as it is, whatever its scale
+                parsed = exp.Cast(this=parsed, to=exp.DataType.build(col.type))
             fill = source.defaults.get(col.name, col.blank_value)
             # A blank value takes the declared default.
             base[col.name] = (
@@ -95,11 +136,13 @@ def plan_source(name: str, source: SourceConfig) -> SourcePlan:
         elif col.name in source.defaults:
             base[col.name] = exp.cast(literal(source.defaults[col.name]), col.type)
 
+    given = _given(source)
     formulas: dict[str, exp.Expression] = {}
     for col in entity.columns:
         if col.name in base:
             continue
-        text = source.derived.get(col.name) or col.default_expr
+        derivation = next((d.expr for d in col.derivations if set(d.needs) <= given), None)
+        text = source.derived.get(col.name) or derivation or col.default_expr
         if text is None:
             continue
         where = ("derived", col.name) if col.name in source.derived else ("columns",)
@@ -124,8 +167,35 @@ def plan_source(name: str, source: SourceConfig) -> SourcePlan:
         if key not in known:
             raise MappingError(f"key column {key!r} is not canonical", ("key",), hint=_did_you_mean(key, entity.names))
 
-    raw = tuple(dict.fromkeys(s.column for s in (source.column_spec(c) for c in source.columns) if s))
+    raw = tuple(dict.fromkeys([*(s.column for s in (source.column_spec(c) for c in source.columns) if s),
+                               *(a.column for a in attributes.values())]))
     return SourcePlan(name, entity, resolved, raw, tuple(checks))
+
+
+def attribute_columns(sources: Iterable[SourceConfig]) -> list[tuple[str, str]]:
+    """(name, SQL type) of the attributes ``sources`` declare, each once, in declaration order."""
+    out: dict[str, str] = {}
+    for source in sources:
+        for name, spec in source.attribute_specs().items():
+            out.setdefault(name, spec.type)
+    return list(out.items())
+
+
+def _with_attributes(entity: Entity, source: SourceConfig) -> Entity:
+    """``entity`` with the source's declared attributes as extra columns."""
+    taken = {*entity.names, "source", "source_file", "source_line", "run_id"}
+    extra = []
+    for name, spec in source.attribute_specs().items():
+        if name in taken or name.startswith("_"):
+            raise MappingError(
+                f"attribute {name!r} clashes with a column of the {entity.name} tables", ("attributes", name),
+                hint="map a canonical column under columns, or give the attribute another name")
+        extra.append(CanonicalColumn(name, spec.type, description=f"attribute from source column {spec.column!r}"))
+    return replace(entity, columns=(*entity.columns, *extra)) if extra else entity
+
+
+def _attribute_column(spec: AttributeSpec) -> ColumnSpec:
+    return ColumnSpec(column=spec.column, format=spec.format)
 
 
 def parse_failures(plan: SourcePlan) -> list[tuple[str, exp.Expression, exp.Expression]]:
@@ -146,6 +216,18 @@ def parse_failures(plan: SourcePlan) -> list[tuple[str, exp.Expression, exp.Expr
         )
         out.append((f"Parse.{check.column}", passes, message))
     return out
+
+
+def _read_type(name: str, kind: str | None, table_type: str, source: SourceConfig) -> str:
+    """The type a mapped value is read as: money at the source's own scale, a percentage with two
+    more places than the fraction it becomes."""
+    if kind == "amount":
+        return amount_type(source.money.scale)
+    if kind == "price":
+        return price_type(source.money.scale)
+    if name == "discount_rate" and source.money.discount_rate == "percent":
+        return f"DECIMAL(18,{RATE_SCALE - 2})"
+    return table_type
 
 
 def _type_words(sql_type: str) -> str:
