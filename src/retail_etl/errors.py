@@ -64,6 +64,10 @@ class QualityGateError(PermanentError):
     """A dataset-level quality rule or threshold with severity ``fail`` was breached."""
 
 
+class ConservationError(PermanentError):
+    """A step's rows do not add up (rows out + quarantined differ from rows in): a defect, not bad data."""
+
+
 class LakeError(RetailEtlError):
     """A storage or catalog operation failed."""
 

@@ -3,8 +3,9 @@
 For the affected dates it re-derives everything from *all* validated lines of those dates:
 - de-duplicates by the source's key: among all validated lines sharing a key (any date), the
   first in source order (file name, then line) wins; the others are quarantined as ``duplicate``;
-- joins the product reference; an unknown product is quarantined (``unknown_product``) or kept
-  with ``UNKNOWN`` attributes, as the source says;
+- joins the product reference (unique by product_id: validation enforces its key); an unknown
+  product is quarantined (``unknown_product``) or kept with ``UNKNOWN`` attributes, as the source says;
+- quarantined lines keep their original record, carried by the validated lines;
 - computes gross_amount, cost_amount, margin, the return flag and date parts.
 Because the result for a date depends only on the validated lines and the products, re-running
 a batch (after a crash, or in several pieces) gives the same rows.
@@ -155,7 +156,7 @@ def transform(
                CASE WHEN _rank > 1
                     THEN [{duplicate_message} || _first]
                     ELSE ['product_id ''' || product_id || ''' is not in the products reference'] END AS messages,
-               CAST(NULL AS VARCHAR) AS record, CAST(NULL AS VARCHAR) AS raw_line, sale_date
+               record, CAST(NULL AS VARCHAR) AS raw_line, sale_date
         FROM {joined} WHERE NOT ({kept})
         """,
     )

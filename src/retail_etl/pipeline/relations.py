@@ -10,6 +10,8 @@ from retail_etl.model import ENTITIES
 from retail_etl.quoting import ident, idents, in_list, lit
 
 LINEAGE = (("source", "VARCHAR"), ("source_file", "VARCHAR"), ("source_line", "BIGINT"), ("run_id", "VARCHAR"))
+#: A validated line's original fields as JSON, kept for the transform's quarantine.
+RECORD = ("record", "VARCHAR")
 
 
 def empty(engine: Engine, columns: Sequence[tuple[str, str]]) -> str:
@@ -44,14 +46,17 @@ def validated_after(engine: Engine, source: str, old: str | None, names: list[st
     committed lines outside the files ``names``, plus the lines of ``new_files``); returns its SQL name."""
     columns = [*ENTITIES["sales"].names, *(c for c, _ in LINEAGE)]
     cols = idents(columns)
+    record = ident(RECORD[0])
     parts = []
     if old:
         keep = f" AND NOT {in_list('source_file', names)}" if names else ""
-        parts.append(f"SELECT {cols} FROM {old} WHERE source = {lit(source)}{keep}")
+        # Lines validated before records were kept have none.
+        old_record = record if RECORD[0] in engine.schema(f"SELECT * FROM {old}").names else f"CAST(NULL AS VARCHAR) AS {record}"
+        parts.append(f"SELECT {cols}, {old_record} FROM {old} WHERE source = {lit(source)}{keep}")
     if new_files:
-        parts.append(f"SELECT {cols} FROM {parquet(engine, new_files, 'validated_new')}")
+        parts.append(f"SELECT {cols}, {record} FROM {parquet(engine, new_files, 'validated_new')}")
     if not parts:
-        parts.append(f"SELECT * FROM {empty(engine, [*entity_columns('sales'), *LINEAGE])}")
+        parts.append(f"SELECT * FROM {empty(engine, [*entity_columns('sales'), *LINEAGE, RECORD])}")
     name = engine.temp_name("validated_after")
     engine.view(name, " UNION ALL ".join(parts))
     return ident(name)
