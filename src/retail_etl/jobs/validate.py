@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlglot import exp
 
+from retail_etl.config.checks import reference_key
 from retail_etl.config.model import SourceConfig
 from retail_etl.engines.base import EMPTY_REJECTS, Engine
 from retail_etl.errors import QualityGateError, SourceError
@@ -30,18 +31,8 @@ from retail_etl.sources.mapping import SourcePlan, parse_failures
 
 READ_RULE_ID = "Read.malformed"
 KEY_RULE_ID = "Key.duplicate"
-#: A reference entity's key is the column facts join it on: its repeats would multiply them.
-REFERENCE_KEYS = {"products": ("product_id",)}
 #: Entities whose valid rows keep their original record (a later stage may still quarantine them).
 RECORD_KEPT = ("sales",)
-
-
-def reference_key(source: SourceConfig) -> tuple[str, ...] | None:
-    """The key enforced on ``source``'s valid rows at validation: a reference's join key (the
-    declared one, or the default one when none is declared); None for a fact source, whose key
-    is enforced by the transform over all its deliveries."""
-    default = REFERENCE_KEYS.get(source.entity)
-    return (source.key or default) if default else None
 
 
 @dataclass(frozen=True)
