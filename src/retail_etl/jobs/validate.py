@@ -337,9 +337,9 @@ def _key_ranked(rows: str, key: Sequence[str], key_wins: str) -> str:
     eligible = " AND ".join(["array_length(_failed_rules) = 0", *(f"{ident(k)} IS NOT NULL" for k in key)])
     quote = lit("'")
     values = " || ', ' || ".join(f"{lit(k + ' ')} || {quote} || CAST({ident(k)} AS VARCHAR) || {quote}" for k in key)
-    winner = (f"CASE WHEN _winner_file = source_file THEN 'line ' || _winner_line "
-              f"ELSE _winner_file || ' line ' || _winner_line END")
-    message = (f"{values} || ' occurs ' || _key_rows || ' times in ' || source_file || "
+    line = "CAST(_winner_line AS VARCHAR)"
+    winner = f"CASE WHEN _winner_file = source_file THEN 'line ' || {line} ELSE _winner_file || ' line ' || {line} END"
+    message = (f"{values} || ' occurs ' || CAST(_key_rows AS VARCHAR) || ' times in ' || source_file || "
                f"{lit('; the ' + key_wins + ' row (')} || {winner} || ') wins'")
     return f"""
         SELECT *, CASE WHEN _eligible AND _key_rank > 1 THEN {message} END AS {_KEY_MESSAGE}
