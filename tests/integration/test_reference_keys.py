@@ -59,8 +59,8 @@ def project_with_master(tmp_path: Path, key_wins: str | None) -> tuple[Path, lis
     config = project / "retail-etl.yaml"
     text = config.read_text()
     text = text.replace('      - rule: IsUnique "product_id"\n', "", 1)
-    if key_wins:
-        text = text.replace("    key: [product_id]\n", f"    key: [product_id]\n    key_wins: {key_wins}\n", 1)
+    assert "    key_wins: first " in text
+    text = text.replace("    key_wins: first ", "" if key_wins is None else f"    key_wins: {key_wins} ", 1)
     config.write_text(text)
     return project, repeat_product(project, ["Second name", "Third name"])
 

@@ -45,14 +45,14 @@ def test_a_derived_key_column_is_given(scaffold_config: Path) -> None:
 
 
 def test_the_reference_key_is_its_join_column(scaffold_config: Path) -> None:
-    _edit(scaffold_config, "    key: [product_id]\n", "    key: [product_id, brand]\n")
+    _edit(scaffold_config, "    key: [product_id] ", "    key: [product_id, brand] ")
     message = _message(scaffold_config)
     assert "the products reference is joined on product_id, so that is its key" in message
     assert "sources.products.key" in message
 
 
 def test_a_reference_without_a_declared_key_still_has_one(scaffold_config: Path) -> None:
-    _edit(scaffold_config, "    key: [product_id]\n", "")
+    _edit(scaffold_config, "    key: [product_id] ", "    # ")
     config = load_config(scaffold_config, env={})
     assert config.sources["products"].key is None
     assert reference_key(config.sources["products"]) == ("product_id",)
@@ -60,7 +60,7 @@ def test_a_reference_without_a_declared_key_still_has_one(scaffold_config: Path)
 
 
 def test_key_wins_is_first_or_latest(scaffold_config: Path) -> None:
-    _edit(scaffold_config, "    key: [product_id]\n", "    key: [product_id]\n    key_wins: latest\n")
+    _edit(scaffold_config, "    key_wins: first ", "    key_wins: latest ")
     assert load_config(scaffold_config, env={}).sources["products"].key_wins == "latest"
     _edit(scaffold_config, "key_wins: latest", "key_wins: last")
     assert "key_wins" in _message(scaffold_config)
@@ -99,7 +99,7 @@ def test_a_derived_column_over_a_column_the_source_does_not_give_is_an_error(sca
 
 def test_every_problem_is_reported_together(scaffold_config: Path) -> None:
     _edit(scaffold_config, "      line_number: line_no\n", "")
-    _edit(scaffold_config, "    key: [product_id]\n", "    key: [brand]\n")
+    _edit(scaffold_config, "    key: [product_id] ", "    key: [brand] ")
     message = _message(scaffold_config)
     assert "2 problems in the configuration" in message
     assert "key column 'line_number'" in message and "joined on product_id" in message
