@@ -62,7 +62,8 @@ def test_repeated_ids_are_quarantined_and_lines_conserved(
         _write(folder / "products.csv", "sku,name,category,subcategory,brand,unit_cost,list_price",
                [f"{pid},{name},Drinks,Hot,Brand,0.50,{price}" for pid, name, price in master])
         _write(folder / "sales.csv",
-               "receipt_id,line_no,sold_at,store,sku,customer_id,qty,unit_price,discount,currency,channel,payment_method",
+               "receipt_id,line_no,sold_at,store,sku,customer_id,qty,unit_price,discount,currency,channel,"
+               "payment_method",
                [f"{t},{n},{DAY} 10:00:00,S1,{pid},,1,2.00,0.00,EUR,store,card" for t, n, pid in sales])
         con = duckdb.connect()
         engine = DuckDBEngine(con)

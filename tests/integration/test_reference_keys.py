@@ -106,8 +106,9 @@ def test_a_repeated_product_id_never_multiplies_sales(tmp_path: Path, key_wins: 
     assert sold > 0
     names = q(project, f"SELECT product_name, count(*) AS n FROM retail_etl.sales_enriched "
                        f"WHERE product_id = '{PRODUCT}' GROUP BY ALL")
-    late_product = count(project, "SELECT count(*) FROM retail_etl.sales_quarantine q JOIN retail_etl.sales_validated v "
-                                  f"USING (source_file, source_line) WHERE q.stage = 'transform' AND v.product_id = '{PRODUCT}'")
+    late_product = count(project, "SELECT count(*) FROM retail_etl.sales_quarantine q "
+                                  "JOIN retail_etl.sales_validated v USING (source_file, source_line) "
+                                  f"WHERE q.stage = 'transform' AND v.product_id = '{PRODUCT}'")
     assert names == [{"product_name": master[winner]["name"], "n": sold - late_product}]
 
 

@@ -51,7 +51,8 @@ def validated_after(engine: Engine, source: str, old: str | None, names: list[st
     if old:
         keep = f" AND NOT {in_list('source_file', names)}" if names else ""
         # Lines validated before records were kept have none.
-        old_record = record if RECORD[0] in engine.schema(f"SELECT * FROM {old}").names else f"CAST(NULL AS VARCHAR) AS {record}"
+        has_record = RECORD[0] in engine.schema(f"SELECT * FROM {old}").names
+        old_record = record if has_record else f"CAST(NULL AS VARCHAR) AS {record}"
         parts.append(f"SELECT {cols}, {old_record} FROM {old} WHERE source = {lit(source)}{keep}")
     if new_files:
         parts.append(f"SELECT {cols}, {record} FROM {parquet(engine, new_files, 'validated_new')}")
