@@ -73,6 +73,10 @@ class InputError(PermanentError):
     """An execution input (``run --input``, a resumed execution's record) is not one the runner understands."""
 
 
+class ConservationError(PermanentError):
+    """A step's rows do not add up (rows out + quarantined differ from rows in): a defect, not bad data."""
+
+
 class LakeError(RetailEtlError):
     """A storage or catalog operation failed."""
 

@@ -62,6 +62,28 @@ def test_generated_dirty_data_gives_the_same_tables_on_both_engines(tmp_path: Pa
     _assert_same_tables(catalogs["duckdb"], catalogs["spark"])
 
 
+def test_a_master_with_repeated_ids_gives_the_same_tables_on_both_engines(
+    tmp_path: Path, spark_engine: EngineConfig
+) -> None:
+    generate(tmp_path / "data", rows=1500, dirty_rate=0.05)
+    master = tmp_path / "data" / "products.csv"
+    lines = master.read_text(encoding="utf-8").splitlines()
+    repeats = [line.replace(",", " (again),", 2).replace(" (again)", "", 1) for line in lines[1:40:3]]
+    master.write_text("\n".join([*lines, *repeats]) + "\n", encoding="utf-8")
+    text = SCAFFOLD.read_text().replace('      - rule: IsUnique "product_id"\n', "", 1)
+    text = text.replace("    key_wins: first ", "    key_wins: latest ", 1)
+    catalogs = {}
+    for name, engine in (("duckdb", EngineConfig()), ("spark", spark_engine)):
+        project = tmp_path / name
+        shutil.copytree(tmp_path / "data", project / "data")
+        (project / "retail-etl.yaml").write_text(text)
+        config = load_config(project / "retail-etl.yaml", env={}).model_copy(update={"engine": engine})
+        run(config)
+        catalogs[name] = Lake(config).catalog
+    assert len(_rows(catalogs["duckdb"].load("products_quarantine"))) == len(repeats)
+    _assert_same_tables(catalogs["duckdb"], catalogs["spark"])
+
+
 def test_cli_engine_option_on_the_init_project(tmp_path: Path) -> None:
     """`retail-etl init` then `retail-etl run` and `retail-etl run --engine spark`: the same tables."""
     catalogs = {}

@@ -12,6 +12,7 @@ import importlib.util
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import sqlglot
@@ -22,9 +23,14 @@ from retail_etl.config.model import Config, SourceConfig
 from retail_etl.errors import ConfigError, MissingExtraError
 from retail_etl.model import ENTITIES
 
+if TYPE_CHECKING:
+    from retail_etl.sources.mapping import SourcePlan
+
 # Directives DuckDB's strptime accepts (checked against DuckDB 2.0.1); Spark takes fewer (engines.sql).
 DUCKDB_DIRECTIVES = frozenset("aAbBcdfgGHIjmMnpSuUVwWxXyYzZT%h")
 PRIMARY = "primary"
+#: A reference entity's key is the column facts join it on: its repeats would multiply them.
+REFERENCE_KEYS = {"products": ("product_id",)}
 _LINEAGE = ("source_file", "source_line")
 
 
@@ -63,11 +69,14 @@ def config_problems(config: Config) -> Iterator[Problem]:
         yield Problem("declare at most one products source", ("sources",))
     for name, source in config.sources.items():
         where = ("sources", name)
+        provided: set[str] | None = None
         try:
-            plan_source(name, source)
+            provided = provided_columns(plan_source(name, source))
         except MappingError as exc:
             yield Problem(exc.message, (*where, *exc.path), exc.hint)
         yield from (Problem(p.message, (*where, *p.path), p.hint) for p in _format_problems(source, config))
+        if provided is not None:
+            yield from (Problem(p.message, (*where, *p.path), p.hint) for p in _named_problems(source, provided))
         try:
             rules = source_rules(source)
         except RuleConfigError as exc:
@@ -75,15 +84,83 @@ def config_problems(config: Config) -> Iterator[Problem]:
             continue
         for index, rule in enumerate(rules):
             rule_path = (*where, "rules", str(index))
+            if provided is not None:
+                for column in rule.rule.columns:
+                    if column not in provided:
+                        yield Problem(
+                            f"rule {rule.rule.text!r} uses {column!r}, which this source does not map, derive or "
+                            "default: the rule would see NULL on every row", rule_path,
+                            f"map {column!r} under sources.{name}.columns, or remove the rule")
             table = getattr(rule.rule, "ref_table", None)
             if table is not None and not config.sources_of(table):
                 yield Problem(f"rule {rule.rule.text!r} refers to {table!r}, but no source has entity: {table}",
                               rule_path, "declare the reference source (e.g. products) or remove the rule")
+            elif table in ENTITIES and rule.rule.ref_column not in ENTITIES[table].names:
+                ref_names = ENTITIES[table].names
+                yield Problem(f"rule {rule.rule.text!r} refers to {table}.{rule.rule.ref_column}, which is not a "
+                              f"canonical {table} column", rule_path,
+                              _did_you_mean(rule.rule.ref_column, ref_names) + f"{table} has {', '.join(ref_names)}")
             sql = getattr(rule.rule, "sql", None)
             if sql is not None:
                 for message, hint in custom_sql_problems(sql, source, config):
                     yield Problem(f"rule {rule.rule.text!r}: {message}", rule_path, hint)
     yield from extras_problems(config)
+
+
+# -- what the configuration names: key columns, derived columns' inputs ----------------------------
+
+
+def provided_columns(plan: SourcePlan) -> set[str]:
+    """Canonical columns the source gives a value: mapped, derived or defaulted, directly or through
+    a canonical default formula whose inputs it gives (the others are NULL on every row)."""
+    return {name for name, expr in plan.columns.items()
+            if not (isinstance(expr, exp.Cast) and isinstance(expr.this, exp.Null))}
+
+
+def reference_key(source: SourceConfig) -> tuple[str, ...] | None:
+    """The key validation enforces on ``source``'s valid rows: a reference's join key (declared or
+    not); None for a fact source, whose key the transform enforces over all its deliveries."""
+    default = REFERENCE_KEYS.get(source.entity)
+    return (source.key or default) if default else None
+
+
+def _named_problems(source: SourceConfig, provided: set[str]) -> Iterator[Problem]:
+    names = ENTITIES[source.entity].names
+    for index, column in enumerate(source.key or ()):
+        if column in names and column not in provided:
+            yield Problem(
+                f"key column {column!r} is not mapped, derived or defaulted: it would be NULL on every line, "
+                "and lines with a NULL key column are never de-duplicated",
+                ("key", str(index)),
+                f"map {column!r} under columns, or remove it from key "
+                f"(given: {', '.join(sorted(provided & set(names)))})")
+    join_key = REFERENCE_KEYS.get(source.entity)
+    if join_key and source.key is not None and tuple(source.key) != join_key:
+        yield Problem(
+            f"the {source.entity} reference is joined on {', '.join(join_key)}, so that is its key; "
+            f"key: [{', '.join(source.key)}] would let one {join_key[0]} match a sales line several times",
+            ("key",), f"write key: [{', '.join(join_key)}] (or leave key out: it is the default)")
+    if source.key is None and "key_wins" in source.model_fields_set and not join_key:
+        yield Problem("key_wins has no effect without a key", ("key_wins",),
+                      "declare key: [...] (the columns that make a row unique), or remove key_wins")
+    for column, formula in source.derived.items():
+        if column in provided:
+            continue
+        try:
+            used = {c.name for c in sqlglot.parse_one(formula, read="duckdb").find_all(exp.Column) if not c.table}
+        except SqlglotError:
+            continue  # the mapping reports unparsable SQL with its own message
+        missing = sorted(c for c in used if c in names and c not in provided)
+        if missing:
+            yield Problem(
+                f"derived column {column!r} uses {', '.join(map(repr, missing))}, which this source does not "
+                f"map, derive or default: {column!r} would be NULL on every row",
+                ("derived", column), f"map {missing[0]!r} under columns, or write {column!r} over other columns")
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 # -- date and timestamp formats -------------------------------------------------------------------

@@ -232,6 +232,9 @@ class SourceConfig(_Strict):
         description="Per canonical text column: case folding and a map of raw values to canonical ones.",
     )
     key: tuple[str, ...] | None = None
+    key_wins: Literal["first", "latest"] = Field(
+        "first", description="Of the rows sharing a key: the first (in file, then line order) or the latest wins."
+    )
     returns: bool = Field(True, description="Negative quantities are returns (kept), not errors.")
     unknown_products: Literal["quarantine", "keep"] = Field(
         "quarantine", description="A sales line whose product is not in the products reference."

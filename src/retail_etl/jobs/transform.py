@@ -3,8 +3,10 @@
 For the affected dates it re-derives everything from *all* validated lines of those dates:
 - de-duplicates by the source's key: among all validated lines sharing a key (any date), the
   first in source order (file name, then line) wins; the others are quarantined as ``duplicate``;
-- joins the product reference; an unknown product is quarantined (``unknown_product``) or kept
-  with ``UNKNOWN`` attributes, as the source says; the master's attributes win over the line's;
+- joins the product reference (unique by product_id: validation enforces its key); an unknown
+  product is quarantined (``unknown_product``) or kept with ``UNKNOWN`` attributes, as the source says;
+  the master's attributes win over the line's;
+- quarantined lines keep their original record, carried by the validated lines;
 - computes gross_amount, cost_amount and margin (the line's own cost or margin first, then the
   master's unit cost), the return flag and date parts.
 Because the result for a date depends only on the validated lines and the products, re-running
@@ -131,7 +133,7 @@ def transform(
     line_columns = ", ".join(
         f"d.{ident(c)}" for c in [*(n for n in SALES.names if n not in completed),
                                   *(n for n, _, present in attributes if present),
-                                  *(n for n, _ in LINEAGE_COLUMNS), "_rank", "_first"])
+                                  *(n for n, _ in LINEAGE_COLUMNS), "record", "_rank", "_first"])
     engine.view(
         name["joined"],
         f"""
@@ -176,7 +178,7 @@ def transform(
                CASE WHEN _rank > 1
                     THEN [{duplicate_message} || _first]
                     ELSE ['product_id ''' || product_id || ''' is not in the products reference'] END AS messages,
-               CAST(NULL AS VARCHAR) AS record, CAST(NULL AS VARCHAR) AS raw_line, sale_date
+               record, CAST(NULL AS VARCHAR) AS raw_line, sale_date
         FROM {joined} WHERE NOT ({kept})
         """,
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlglot import exp
 
+from retail_etl.config.checks import reference_key
 from retail_etl.config.model import SourceConfig
 from retail_etl.engines.base import EMPTY_REJECTS, Engine
 from retail_etl.errors import QualityGateError, SourceError
@@ -29,6 +30,9 @@ from retail_etl.sources.csv_reader import read_header
 from retail_etl.sources.mapping import SourcePlan, parse_failures
 
 READ_RULE_ID = "Read.malformed"
+KEY_RULE_ID = "Key.duplicate"
+#: Entities whose valid rows keep their original record (a later stage may still quarantine them).
+RECORD_KEPT = ("sales",)
 
 
 @dataclass(frozen=True)
@@ -117,18 +121,25 @@ def validate(
     canonical, record = _build_canonical(engine, plan, raw_tables)
     checks = _row_checks(plan, source, rules, tables, partition_by)
     checked = _build_checked(engine, checks, canonical)
-    flagged = _build_flagged(engine, plan, checks, record, checked)
+    key = reference_key(source)
+    flagged = _build_flagged(engine, plan, checks, record, checked, key=key, key_wins=source.key_wins)
     for name in raw_tables:
         engine.drop(name)
     failures = "".join(f", count({c.message_column})" for c in checks)
+    if key:
+        failures += f", count({_KEY_MESSAGE})"
     parsed_rows, result.rows_valid, *counts = engine.fetch_row(
         f"SELECT count(*), count(*) FILTER (WHERE array_length(_failed_rules) = 0){failures} FROM {flagged}")
+    key_failed = counts.pop() if key else 0
     for check, failed in zip(checks, counts, strict=True):
         result.rules.append(
             RuleResult(check.id, check.text, check.severity, check.level, rows_failed=failed, passed=failed == 0)
         )
         if failed and check.severity == "warn":
             result.warnings.append(f"{check.id}: {failed} row(s) failed ({check.text})")
+    if key:
+        result.rules.append(RuleResult(KEY_RULE_ID, f"{'+'.join(key)} unique ({source.key_wins} row wins)",
+                                       "quarantine", "row", rows_failed=key_failed, passed=key_failed == 0))
     result.rules.append(
         RuleResult(READ_RULE_ID, "CSV record readable", "quarantine", "read", result.rows_unparseable,
                    passed=result.rows_unparseable == 0)
@@ -138,9 +149,10 @@ def validate(
 
     columns = idents(c.name for c in plan.entity.columns)
     run, name = lit(run_id), lit(plan.name)
+    kept_record = ", _record AS record" if plan.entity.name in RECORD_KEPT else ""
     result.valid_query = (
         f"SELECT {columns}, {name} AS source, source_file, source_line, "
-        f"{run} AS run_id FROM {flagged} WHERE array_length(_failed_rules) = 0"
+        f"{run} AS run_id{kept_record} FROM {flagged} WHERE array_length(_failed_rules) = 0"
     )
     has_date = "sale_date" in plan.entity.names
     date, null_date = (", sale_date", ", CAST(NULL AS DATE)") if has_date else ("", "")
@@ -276,9 +288,17 @@ def _build_checked(engine: Engine, checks: Sequence[_Check], canonical: str) -> 
     return ident(checked)
 
 
-def _build_flagged(engine: Engine, plan: SourcePlan, checks: Sequence[_Check], record: str, checked: str) -> str:
+def _build_flagged(
+    engine: Engine, plan: SourcePlan, checks: Sequence[_Check], record: str, checked: str, *,
+    key: Sequence[str] | None = None, key_wins: str = "first",
+) -> str:
     """The one materialised relation: canonical rows, check messages, the quarantine checks each
-    row failed, and the original record of the rows that failed any; returns its SQL name."""
+    row failed, and the original record of the rows that failed any (of every row, for an entity
+    whose later stages may quarantine it); returns its SQL name.
+
+    With ``key``, of the rows that pass every check and share a key, one wins (the first or the
+    latest in file, then line order) and the others fail :data:`KEY_RULE_ID`.
+    """
     quarantine_ids = [c for c in checks if c.severity == "quarantine"]
     q_ids = _failed_list(quarantine_ids, lambda c: exp.Literal.string(c.id))
     q_msgs = _failed_list(quarantine_ids, lambda c: exp.column(c.message_column))
@@ -286,14 +306,49 @@ def _build_flagged(engine: Engine, plan: SourcePlan, checks: Sequence[_Check], r
         ["source_file", "source_line", *(ident(c.name) for c in plan.entity.columns)]
         + [c.message_column for c in checks]
     )
+    checked_rows = f"SELECT *, {sql(q_ids)} AS _failed_rules, {sql(q_msgs)} AS _messages FROM {checked}"
+    failed_rules, messages = "_failed_rules", "_messages"
+    if key:
+        checked_rows = _key_ranked(checked_rows, key, key_wins)
+        kept += f", {_KEY_MESSAGE}"
+        failed_rules = (f"CASE WHEN {_KEY_MESSAGE} IS NULL THEN _failed_rules "
+                        f"ELSE [{lit(KEY_RULE_ID)}] END AS _failed_rules")
+        messages = f"CASE WHEN {_KEY_MESSAGE} IS NULL THEN _messages ELSE [{_KEY_MESSAGE}] END AS _messages"
+    keep_record = "array_length(_failed_rules) > 0" + (f" OR {_KEY_MESSAGE} IS NOT NULL" if key else "")
+    record_column = (f"{record} AS _record" if plan.entity.name in RECORD_KEPT
+                     else f"CASE WHEN {keep_record} THEN {record} END AS _record")
     flagged = engine.temp_name("flagged")
     engine.table(
         flagged,
-        f"SELECT {kept}, _failed_rules, _messages, "
-        f"CASE WHEN array_length(_failed_rules) > 0 THEN {record} END AS _record "
-        f"FROM (SELECT *, {sql(q_ids)} AS _failed_rules, {sql(q_msgs)} AS _messages FROM {checked}) AS _c",
+        f"SELECT {kept}, {failed_rules}, {messages}, {record_column} FROM ({checked_rows}) AS _c",
     )
     return ident(flagged)
+
+
+_KEY_MESSAGE = "_fail_key"
+
+
+def _key_ranked(rows: str, key: Sequence[str], key_wins: str) -> str:
+    """``rows`` with :data:`_KEY_MESSAGE`: NULL for each key's winner (and for rows that failed a
+    check or have a NULL key column), else why the row loses."""
+    partition = idents(key)
+    direction = "DESC" if key_wins == "latest" else "ASC"
+    window = (f"PARTITION BY {partition}, _eligible "
+              f"ORDER BY source_file {direction}, source_line {direction}")
+    eligible = " AND ".join(["array_length(_failed_rules) = 0", *(f"{ident(k)} IS NOT NULL" for k in key)])
+    quote = lit("'")
+    values = " || ', ' || ".join(f"{lit(k + ' ')} || {quote} || CAST({ident(k)} AS VARCHAR) || {quote}" for k in key)
+    line = "CAST(_winner_line AS VARCHAR)"
+    winner = f"CASE WHEN _winner_file = source_file THEN 'line ' || {line} ELSE _winner_file || ' line ' || {line} END"
+    message = (f"{values} || ' occurs ' || CAST(_key_rows AS VARCHAR) || ' times in ' || source_file || "
+               f"{lit('; the ' + key_wins + ' row (')} || {winner} || ') wins'")
+    return f"""
+        SELECT *, CASE WHEN _eligible AND _key_rank > 1 THEN {message} END AS {_KEY_MESSAGE}
+        FROM (SELECT *, row_number() OVER ({window}) AS _key_rank, count(*) OVER (PARTITION BY {partition}, _eligible)
+                     AS _key_rows, first_value(source_file) OVER ({window}) AS _winner_file,
+                     first_value(source_line) OVER ({window}) AS _winner_line
+              FROM (SELECT *, {eligible} AS _eligible FROM ({rows}) AS _r) AS _e) AS _k
+    """
 
 
 def _failed_list(checks: Sequence[_Check], value) -> exp.Expression:

@@ -12,6 +12,8 @@ from retail_etl.model import ENTITIES
 from retail_etl.quoting import ident, in_list, lit
 
 LINEAGE = (("source", "VARCHAR"), ("source_file", "VARCHAR"), ("source_line", "BIGINT"), ("run_id", "VARCHAR"))
+#: A validated line's original fields as JSON, kept for the transform's quarantine.
+RECORD = ("record", "VARCHAR")
 
 
 def empty(engine: Engine, columns: Sequence[tuple[str, str]]) -> str:
@@ -46,8 +48,9 @@ def validated_after(engine: Engine, source: str, old: str | None, names: list[st
                     extra: Sequence[tuple[str, str]] = ()) -> str:
     """A new view: the source's validated lines as they are once this batch is committed (its
     committed lines outside the files ``names``, plus the lines of ``new_files``); returns its SQL name.
-    ``extra`` (name, SQL type) are further columns to keep (the source's attributes)."""
-    columns = [*entity_columns("sales"), *extra, *LINEAGE]
+    ``extra`` (name, SQL type) are further columns to keep (the source's attributes). Lines carry
+    their original ``record``; lines validated before records were kept read it as NULL."""
+    columns = [*entity_columns("sales"), *extra, *LINEAGE, RECORD]
     parts = []
     if old:
         keep = f" AND NOT {in_list('source_file', names)}" if names else ""

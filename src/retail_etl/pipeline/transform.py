@@ -4,9 +4,12 @@ journals the dates for analytics."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pyiceberg.expressions import AlwaysTrue, And, EqualTo, In
 
 from retail_etl.config.model import Config
+from retail_etl.errors import ConservationError
 from retail_etl.jobs.transform import DUPLICATE_RULE, UNKNOWN_PRODUCT_RULE, TransformFigures, counts, transform
 from retail_etl.lake.lake import Lake
 from retail_etl.pipeline import metrics, relations
@@ -43,10 +46,14 @@ def transform_step(
             f"SELECT 1 FROM {validated} WHERE sale_date NOT IN (SELECT sale_date FROM {days}) LIMIT 1")
         # Every source's lines carry every source's attributes (NULL where it declares none).
         attributes = attribute_columns(config.sources_of("sales").values())
+        lines_in: dict[str, int] = {}
         for name, source in config.sources_of("sales").items():
             own = [(a, t) for a, t in attributes if a in source.attributes]
+            after = relations.validated_after(engine, name, validated, [], [], own)
+            (lines_in[name],) = engine.fetch_row(
+                f"SELECT count(*) FROM {after} WHERE sale_date IN (SELECT sale_date FROM {days})")
             lines, rejects = transform(
-                engine, validated_after=relations.validated_after(engine, name, validated, [], [], own), dates=days,
+                engine, validated_after=after, dates=days,
                 products=products, key=source.key, returns=source.returns, unknown_products=source.unknown_products,
                 run_id=run_id, every_date=every_date, scales=money_scales(config.sources.values()),
                 attributes=[(a, t, a in source.attributes) for a, t in attributes],
@@ -62,12 +69,35 @@ def transform_step(
         figures = counts(engine, io.local_files[(ENRICHED_TABLE, "sales")],
                          io.local_files[(QUARANTINE_TABLE, "sales")])
         per_source = {name: figures.get(name, TransformFigures(0, 0, 0, 0)) for name in config.sources_of("sales")}
+        check_conservation(lines_in, per_source, dates)
         lake.state.add_pending_dates(ANALYTICS_STAGE, dates, run_id)
         in_flight = lake.state.begin_commits(STAGE, run_id)
         metrics.stage_checks(io, _checks(per_source), LEVELS, in_flight)
         io.commit()
     lake.state.clear_pending_dates(STAGE, dates, settles=in_flight)
     return TransformResult(dates, per_source)
+
+
+def check_conservation(
+    lines_in: dict[str, int], per_source: dict[str, TransformFigures], dates: list[dt.date]
+) -> None:
+    """Raise :class:`ConservationError` unless, for every source, the enriched lines plus the lines
+    the transform quarantined are the validated lines of ``dates``: every line comes out exactly once."""
+    broken = [
+        f"source {name!r}: {n:,} validated line(s), but {f.enriched:,} enriched + {f.duplicates:,} duplicate(s)"
+        f" + {f.unknown_products:,} unknown product(s) = {f.enriched + f.duplicates + f.unknown_products:,}"
+        for name, n in lines_in.items()
+        for f in [per_source[name]]
+        if n != f.enriched + f.duplicates + f.unknown_products
+    ]
+    if broken:
+        span = f"{dates[0]} .. {dates[-1]}" if len(dates) > 1 else str(dates[0])
+        raise ConservationError(
+            f"transform of sale date(s) {span} does not conserve lines: {'; '.join(broken)}; nothing was committed",
+            hint="a line was multiplied or lost between validation and enrichment (a reference with a repeated "
+            "key?); check `retail-etl query \"SELECT product_id, count(*) FROM retail_etl.products GROUP BY 1 "
+            "HAVING count(*) > 1\"`, re-validate the products, and report the defect if the figures persist",
+        )
 
 
 def _checks(per_source: dict[str, TransformFigures]) -> list[dict]:
