@@ -166,6 +166,12 @@ class SourceConfig(_Strict):
         description="Per canonical text column: case folding and a map of raw values to canonical ones.",
     )
     key: tuple[str, ...] | None = None
+    key_wins: Literal["first", "latest"] = Field(
+        "first", description="Among lines sharing the key: the first (delivery order, then line) or the latest."
+    )
+    deliveries: Literal["accumulate", "replace"] = Field(
+        "accumulate", description="A re-delivered file name adds a delivery, or replaces its earlier deliveries."
+    )
     returns: bool = Field(True, description="Negative quantities are returns (kept), not errors.")
     unknown_products: Literal["quarantine", "keep"] = Field(
         "quarantine", description="A sales line whose product is not in the products reference."

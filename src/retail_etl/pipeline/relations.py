@@ -9,7 +9,8 @@ from retail_etl.engines.base import Engine
 from retail_etl.model import ENTITIES
 from retail_etl.quoting import ident, idents, in_list, lit
 
-LINEAGE = (("source", "VARCHAR"), ("source_file", "VARCHAR"), ("source_line", "BIGINT"), ("run_id", "VARCHAR"))
+LINEAGE = (("source", "VARCHAR"), ("source_file", "VARCHAR"), ("delivery_id", "VARCHAR"), ("source_line", "BIGINT"),
+           ("run_id", "VARCHAR"))
 
 
 def empty(engine: Engine, columns: Sequence[tuple[str, str]]) -> str:
@@ -39,14 +40,17 @@ def parquet(engine: Engine, files: Sequence[str], prefix: str) -> str:
     return ident(name)
 
 
-def validated_after(engine: Engine, source: str, old: str | None, names: list[str], new_files: list[str]) -> str:
+def validated_after(
+    engine: Engine, source: str, old: str | None, deliveries: list[str], new_files: list[str]
+) -> str:
     """A new view: the source's validated lines as they are once this batch is committed (its
-    committed lines outside the files ``names``, plus the lines of ``new_files``); returns its SQL name."""
+    committed lines outside the delivery ids ``deliveries``, plus the lines of ``new_files``);
+    returns its SQL name."""
     columns = [*ENTITIES["sales"].names, *(c for c, _ in LINEAGE)]
     cols = idents(columns)
     parts = []
     if old:
-        keep = f" AND NOT {in_list('source_file', names)}" if names else ""
+        keep = f" AND NOT {in_list('delivery_id', deliveries)}" if deliveries else ""
         parts.append(f"SELECT {cols} FROM {old} WHERE source = {lit(source)}{keep}")
     if new_files:
         parts.append(f"SELECT {cols} FROM {parquet(engine, new_files, 'validated_new')}")

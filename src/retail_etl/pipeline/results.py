@@ -74,13 +74,28 @@ class SourceFigures:
 
 
 @dataclass(frozen=True)
+class Replacement:
+    """A delivery that replaced earlier ones: its source, file name and delivery id, the ids of the
+    deliveries it replaced, the rows of theirs it removed and the rows it added (validated and
+    quarantined by validate, in both counts)."""
+
+    source: str
+    file: str
+    delivery_id: str
+    replaced: list[str]
+    rows_removed: int
+    rows_added: int
+
+
+@dataclass(frozen=True)
 class ValidateResult:
     """The validate step: files ingested by source, each source's figures, the sale dates journaled
-    for transform."""
+    for transform, the replacements made."""
 
     ingested: dict[str, list[str]] = field(default_factory=dict)
     sources: list[SourceFigures] = field(default_factory=list)
     dates: list[dt.date] = field(default_factory=list)
+    replacements: list[Replacement] = field(default_factory=list)
 
     @property
     def rows_in(self) -> int:
@@ -95,14 +110,16 @@ class ValidateResult:
         return sum(s.rows_quarantined for s in self.sources)
 
     def details(self) -> dict[str, Any]:
-        return {"files": sum(len(s.files) for s in self.sources)}
+        files = {"files": sum(len(s.files) for s in self.sources)}
+        return {**files, "replacements": [asdict(r) for r in self.replacements]} if self.replacements else files
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "dates": _iso(self.dates)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ValidateResult:
-        return cls(d["ingested"], [SourceFigures.from_dict(s) for s in d["sources"]], _dates(d["dates"]))
+        return cls(d["ingested"], [SourceFigures.from_dict(s) for s in d["sources"]], _dates(d["dates"]),
+                   [Replacement(**r) for r in d.get("replacements", [])])
 
 
 @dataclass(frozen=True)
@@ -204,6 +221,10 @@ class RunResult:
     @property
     def ingested(self) -> dict[str, list[str]]:
         return self.validate.ingested if self.validate else {}
+
+    @property
+    def replacements(self) -> list[Replacement]:
+        return self.validate.replacements if self.validate else []
 
     @property
     def transform(self) -> TransformResult | None:

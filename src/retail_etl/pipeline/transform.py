@@ -44,7 +44,7 @@ def transform_step(
             lines, rejects = transform(
                 engine, validated_after=relations.validated_after(engine, name, validated, [], []), dates=days,
                 products=products, key=source.key, returns=source.returns, unknown_products=source.unknown_products,
-                run_id=run_id, every_date=every_date,
+                run_id=run_id, every_date=every_date, key_wins=source.key_wins,
             )
             enriched.append(lines)
             quarantined.append(rejects)
@@ -59,17 +59,18 @@ def transform_step(
         per_source = {name: figures.get(name, TransformFigures(0, 0, 0, 0)) for name in config.sources_of("sales")}
         lake.state.add_pending_dates(ANALYTICS_STAGE, dates, run_id)
         in_flight = lake.state.begin_commits(STAGE, run_id)
-        metrics.stage_checks(io, _checks(per_source), LEVELS, in_flight)
+        metrics.stage_checks(io, _checks(per_source, config), LEVELS, in_flight)
         io.commit()
     lake.state.clear_pending_dates(STAGE, dates, settles=in_flight)
     return TransformResult(dates, per_source)
 
 
-def _checks(per_source: dict[str, TransformFigures]) -> list[dict]:
+def _checks(per_source: dict[str, TransformFigures], config: Config) -> list[dict]:
     return [
         {"source": src, "rule_id": rid, "rule": text, "severity": "quarantine", "level": "transform",
          "rows_checked": res.lines_in, "rows_failed": failed, "value": None, "passed": failed == 0}
         for src, res in per_source.items()
-        for rid, text, failed in ((DUPLICATE_RULE, "first line of each key wins", res.duplicates),
+        for rid, text, failed in ((DUPLICATE_RULE, f"{config.sources[src].key_wins} line of each key wins",
+                                   res.duplicates),
                                   (UNKNOWN_PRODUCT_RULE, "product_id in products", res.unknown_products))
     ]
