@@ -292,10 +292,8 @@ def cases() -> list[Case]:
     c += [
         _one("name_spaces", "names", csv(*good("NS")), name="sales with spaces.csv", valid=2),
         _one("name_unicode", "names", csv(*good("NU")), name="ventes_été_東京.csv", valid=2),
-        _one("name_long", "names", csv(*good("NL")), name="l" * 240 + ".csv", valid=2,
-             xfail="a 244-byte file name fails the run: validated and quarantine files are written under a "
-                   "folder `source_file=<name>`, too long for the file system; DuckDB's IOException (ENAMETOOLONG) "
-                   "is printed as a traceback"),
+        _one("name_long", "names", csv(*good("NL")), name="l" * 240 + ".csv", valid=2),
+        _one("name_japanese_91_bytes", "names", csv(*good("NJ")), name="売上データ_東京本店_" * 3 + ".csv", valid=2),
         _one("name_leading_dash", "names", csv(*good("ND")), name="-sales.csv", valid=2),
         _one("name_quotes", "names", csv(*good("NQ")), name="it's a \"quote\".csv", valid=2),
         _one("name_sql_fragment", "names", csv(*good("NF")), name="x'); drop table t; --.csv", valid=2),
