@@ -111,7 +111,7 @@ def test_pending_deliveries_of_a_replaced_name_are_superseded_in_one_run(project
 
 
 def test_two_files_of_one_name_from_two_folders_are_two_deliveries(project: Path) -> None:
-    for folder, text in (("north", DELIVERIES[0]), ("south", DELIVERIES[1])):
+    for folder, text in (("north", DELIVERIES[0]), ("south", DELIVERIES[1] + "X,1,too,few\n")):
         (project / "data" / folder).mkdir()
         (project / "data" / folder / "export.csv").write_text(text)
     env = {"RETAIL_ETL__SOURCES__SALES__PATH": "data/*/export.csv"}
@@ -121,6 +121,10 @@ def test_two_files_of_one_name_from_two_folders_are_two_deliveries(project: Path
     got = rows(project, "SELECT source_file, delivery_id, count(*) AS n FROM retail_etl.sales_enriched "
                         "GROUP BY ALL ORDER BY delivery_id")
     assert [(r["source_file"], r["n"]) for r in got] == [("export.csv", 2), ("export.csv", 3)]
+    (broken,) = rows(project, "SELECT source_file, delivery_id, source_line FROM retail_etl.sales_quarantine "
+                              "WHERE stage = 'read'")
+    assert (broken["source_file"], broken["delivery_id"], broken["source_line"]) == (
+        "export.csv", got[1]["delivery_id"], 5)
     assert go(project, env).sources == []
 
 

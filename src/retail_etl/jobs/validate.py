@@ -157,7 +157,8 @@ def validate(
         "'validate' AS stage, _failed_rules AS failed_rules, _messages AS messages, _record AS record, "
         f"CAST(NULL AS VARCHAR) AS raw_line{date} FROM {flagged} WHERE array_length(_failed_rules) > 0 "
         f"UNION ALL SELECT {run}, CAST(now() AS TIMESTAMP), {name}, "
-        f"{_file_names(files)}, _source_file, _source_line, 'read', [{lit(READ_RULE_ID)}], [reason], CAST(NULL AS VARCHAR), raw_line"
+        f"{_file_names(files)}, _source_file, _source_line, 'read', [{lit(READ_RULE_ID)}], [reason], "
+        "CAST(NULL AS VARCHAR), raw_line"
         f"{null_date} FROM {ident(rejects)}"
     )
     result.rows_read = parsed_rows + result.rows_unparseable
