@@ -88,14 +88,21 @@ def plan_deliveries(
     snapshot = source.entity == "products"
     replacing = [snapshot or source.deliveries == "replace" or f.replace for f in manifest]
     superseded: set[str] = set()
-    replaces: dict[str, list[RawFile]] = {}
-    for i, f in enumerate(manifest):
-        if not replacing[i]:
-            continue
-        earlier = [e for e in manifest[:i] if snapshot or e.name == f.name]
-        replaces[f.delivery_id] = earlier
-        superseded.update(e.delivery_id for e in earlier)
+    replaced_later: set[str] = set()  # names with a replacing delivery after the current one
+    for i in range(len(manifest) - 1, -1, -1):  # newest first
+        f = manifest[i]
+        if (snapshot and i < len(manifest) - 1) or f.name in replaced_later:
+            superseded.add(f.delivery_id)
+        if replacing[i]:
+            replaced_later.add(f.name)
     todo = [f for f in manifest if f.path not in done and (ingest_date is None or f.ingest_date == ingest_date)]
     files = [f for f in todo if f.delivery_id not in superseded]
-    return Pending(files, [f for f in todo if f.delivery_id in superseded],
-                   {f.delivery_id: replaces[f.delivery_id] for f in files if replaces.get(f.delivery_id)})
+    position = {f.delivery_id: i for i, f in enumerate(manifest)}
+    replaces: dict[str, list[RawFile]] = {}
+    for f in files:
+        i = position[f.delivery_id]
+        if replacing[i]:
+            earlier = [e for e in manifest[:i] if snapshot or e.name == f.name]
+            if earlier:
+                replaces[f.delivery_id] = earlier
+    return Pending(files, [f for f in todo if f.delivery_id in superseded], replaces)
