@@ -201,3 +201,5 @@ def test_ingest_replace_replaces_one_file_and_runs_show_reports_it(project: Path
     assert (replacement["source"], replacement["file"], replacement["rows_removed"], replacement["rows_added"]) \
         == ("sales", "sales.csv", 3, 2)
     assert replacement["replaced"][0].startswith("00000000-")
+    table = cli("runs", "show", latest["id"], cwd=project).stdout
+    assert "replaced:" in table and "3 rows removed, 2 rows added" in table
