@@ -369,8 +369,11 @@ def cases() -> list[Case]:
         _one("dup_within_file", "duplicates", csv(row("UW", 1), row("UW", 1), row("UW", 2)),
              valid=3, quarantined=((DUPLICATE,),)),
         Case("dup_across_files", "duplicates",
-             {"dup_across_a.csv": csv(row("UA", 1)), "dup_across_b.csv": csv(row("UA", 1))},
+             {"dup_across_a.csv": csv(row("UA", 1)), "dup_across_b.csv": csv(row("UA", 1, qty="2"))},
              valid=2, quarantined=((DUPLICATE,),)),
+        # The same content under another name is the same delivery: ingested once.
+        Case("dup_same_content_two_names", "duplicates",
+             {"dup_same_a.csv": csv(row("US", 1)), "dup_same_b.csv": csv(row("US", 1))}, valid=1, records=1),
         _one("unknown_product", "references", csv(row("RU", 1, sku="P99999"), row("RU", 2)),
              valid=1, quarantined=(("ReferentialIntegrity.product_id",),)),
         Case("unknown_product_without_rule", "references",
