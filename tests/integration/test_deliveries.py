@@ -59,9 +59,9 @@ DELIVERIES = [  # three days of the till's sales.csv: 2, 3 and 1 lines
 ]
 
 
-def deliver_three(project: Path, env: dict[str, str] | None = None) -> list[RunResult]:
+def deliver_three(project: Path, env: dict[str, str] | None = None, texts: list[str] = DELIVERIES) -> list[RunResult]:
     results = []
-    for text in DELIVERIES:
+    for text in texts:
         (project / "data" / "sales.csv").write_text(text)
         results.append(go(project, env))
     return results
@@ -83,13 +83,15 @@ def test_three_deliveries_of_one_name_accumulate(project: Path) -> None:
 
 
 def test_declared_replacement_keeps_the_last_delivery(project: Path) -> None:
-    results = deliver_three(project, REPLACE)
+    broken = [DELIVERIES[0], DELIVERIES[1] + "X,1,too,few\n", DELIVERIES[2]]  # one line quarantined on read
+    results = deliver_three(project, REPLACE, broken)
+    assert scalar(project, "SELECT count(*) FROM retail_etl.sales_quarantine") == 0
     assert [(r["transaction_id"], r["sale_date"].day) for r in rows(
         project, "SELECT transaction_id, sale_date FROM retail_etl.sales_enriched")] == [("C", 3)]
     assert scalar(project, "SELECT count(*) FROM retail_etl.sales_validated") == 1
     assert [r["sale_date"].day for r in rows(project, "SELECT sale_date FROM retail_etl.daily_sales")] == [3]
     assert [[(x.file, x.rows_removed, x.rows_added) for x in r.replacements] for r in results] == [
-        [], [("sales.csv", 2, 3)], [("sales.csv", 3, 1)]]
+        [], [("sales.csv", 2, 4)], [("sales.csv", 4, 1)]]
     manifest = Lake(load_config(project / "retail-etl.yaml", env={})).raw.manifest("sales")
     ids = [m.delivery_id for m in manifest]
     assert [(x.delivery_id, x.replaced) for r in results for x in r.replacements] == [

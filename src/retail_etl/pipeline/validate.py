@@ -127,12 +127,14 @@ def _rows_by_delivery(io: StepIO, b: _Batch, deliveries: list[str]) -> dict[str,
 def _written_rows(io: StepIO, b: _Batch) -> dict[str, int]:
     """Rows the batch wrote (valid and quarantined) by delivery id."""
     entity = b.source.entity
-    files = [f for table in (VALIDATED_TABLE[entity], f"{entity}_quarantine")
-             for f in io.local_files.get((table, b.name), [])]
-    if not files:
-        return {}
-    written = relations.parquet(io.engine, files, "written")
-    return {d: n for d, n in io.engine.fetch_rows(f"SELECT delivery_id, count(*) FROM {written} GROUP BY 1")}
+    counts: dict[str, int] = {}
+    for table in (VALIDATED_TABLE[entity], f"{entity}_quarantine"):  # one relation per schema
+        files = io.local_files.get((table, b.name), [])
+        if files:
+            written = relations.parquet(io.engine, files, "written")
+            for d, n in io.engine.fetch_rows(f"SELECT delivery_id, count(*) FROM {written} GROUP BY 1"):
+                counts[d] = counts.get(d, 0) + n
+    return counts
 
 
 def _replacements(io: StepIO, b: _Batch, removed: dict[str, int]) -> list[Replacement]:
