@@ -218,6 +218,7 @@ def typed(entity: Entity, scales: Scales) -> Entity:
 LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("source", "VARCHAR"),
     ("source_file", "VARCHAR"),
+    ("delivery_id", "VARCHAR"),
     ("source_line", "BIGINT"),
     ("run_id", "VARCHAR"),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import stat
 from pathlib import Path
@@ -210,3 +211,64 @@ def test_a_recursive_pattern_never_descends_into_a_linked_folder(tmp_path: Path)
     (tmp_path / "data" / "2024" / "sales.csv").write_text("a\n")
     (tmp_path / "data" / "planted").symlink_to(tmp_path / "outside")
     assert discover(tmp_path, "data/**/*.csv", source="s") == [tmp_path / "data" / "2024" / "sales.csv"]
+
+
+def test_a_file_rewritten_with_the_same_size_and_mtime_is_a_new_delivery(tmp_path: Path) -> None:
+    zone = RawZone(LocalStorage(tmp_path / "lake"))
+    src = tmp_path / "sales.csv"
+    src.write_text("a\n1\n")
+    (first,) = zone.ingest("sales", [src])
+    before = src.stat()
+    src.write_text("a\n2\n")
+    os.utime(src, ns=(before.st_atime_ns, before.st_mtime_ns))
+    (second,) = zone.ingest("sales", [src])
+    assert second.sha256 != first.sha256 and second.path != first.path
+    assert [f.delivery_id for f in zone.manifest("sales")] == [first.delivery_id, second.delivery_id]
+    assert first.delivery_id == f"00000000-{first.sha256[:12]}"
+    assert second.delivery_id == f"00000001-{second.sha256[:12]}"
+
+
+def test_the_same_content_under_another_name_or_folder_is_skipped(tmp_path: Path) -> None:
+    zone = RawZone(LocalStorage(tmp_path / "lake"))
+    for folder, text in (("north", "a\n1\n"), ("south", "a\n2\n"), ("west", "a\n1\n")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "export.csv").write_text(text)
+    added = zone.ingest("s", [tmp_path / f / "export.csv" for f in ("north", "south", "west")],
+                        today=dt.date(2024, 3, 1))
+    assert [a.origin for a in added] == [str(tmp_path / "north" / "export.csv"), str(tmp_path / "south" / "export.csv")]
+    assert added[0].path.endswith("/export.csv") and added[1].path != added[0].path
+    (tmp_path / "copy.csv").write_text("a\n2\n")
+    assert zone.ingest("s", [tmp_path / "copy.csv"]) == []
+
+
+def test_a_replacing_revert_to_an_older_content_is_a_new_delivery(tmp_path: Path) -> None:
+    zone = RawZone(LocalStorage(tmp_path / "lake"))
+    src = tmp_path / "sales.csv"
+    day = dt.date(2024, 3, 1)
+    for text in ("a\n1\n", "a\n2\n"):
+        src.write_text(text)
+        zone.ingest("sales", [src], today=day, replace=True)
+    assert zone.ingest("sales", [src], today=day, replace=True) == []  # the current version again
+    src.write_text("a\n1\n")
+    assert zone.ingest("sales", [src], today=day) == []  # accumulating: content already ingested
+    (revert,) = zone.ingest("sales", [src], today=day, replace=True)
+    paths = [f.path for f in zone.manifest("sales")]
+    assert len(set(paths)) == 3 and revert.replace
+    assert zone.local_path(revert).read_text() == "a\n1\n"
+
+
+def test_a_name_over_the_limit_is_stored_under_a_hashed_name(tmp_path: Path) -> None:
+    zone = RawZone(LocalStorage(tmp_path / "lake"))
+    stored = zone._free_path("raw/s/ingest_date=2024-03-01", "é" * 130 + ".csv", "ab" * 32, set(), "00000000-x")
+    assert len(Path(stored[0]).name.encode()) <= 255 and stored[0].endswith(".abababababab.csv")
+    assert stored[1] is False
+
+
+def test_old_manifest_entries_get_the_delivery_id_of_their_position(tmp_path: Path) -> None:
+    manifest = tmp_path / "lake" / "raw" / "s" / "_manifest.jsonl"
+    manifest.parent.mkdir(parents=True)
+    entry = {"source": "s", "name": "a.csv", "path": "raw/s/ingest_date=2024-01-01/a.csv", "sha256": "f" * 64,
+             "size": 1, "ingested_at": "2024-01-01T00:00:00+00:00", "ingest_date": "2024-01-01"}
+    manifest.write_text(json.dumps(entry) + "\n" + json.dumps({**entry, "sha256": "e" * 64}) + "\n")
+    assert [f.delivery_id for f in RawZone(LocalStorage(tmp_path / "lake")).manifest("s")] == [
+        "00000000-ffffffffffff", "00000001-eeeeeeeeeeee"]

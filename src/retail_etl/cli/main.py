@@ -144,19 +144,26 @@ def ingest(
     follow_symlinks: Annotated[bool, typer.Option(
         "--follow-symlinks", help="Ingest what a symbolic link points to (refused otherwise)."
     )] = False,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="The files replace the rows of the earlier deliveries of their names (corrections); "
+        "by default a file adds a delivery, unless the source declares `deliveries: replace`."
+    )] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Copy files into the raw zone unchanged (checksummed, by source and ingest date, read-only)."""
+    """Copy files into the raw zone unchanged (checksummed, by source and ingest date, read-only):
+    each new content is a delivery; content already ingested for the source is skipped."""
     from retail_etl.lake.lake import Lake
 
     cfg = _config(config)
     declared = cfg.source(source)
     lake = Lake(cfg)
     with lake.lock():
-        added = lake.raw.ingest(source, files, follow_symlinks=follow_symlinks or declared.follow_symlinks)
+        added = lake.raw.ingest(source, files, follow_symlinks=follow_symlinks or declared.follow_symlinks,
+                                replace=replace or declared.deliveries == "replace")
     for f in added:  # file names are shown as they are, never read as Rich markup
-        console.print(f"ingested {f.name} -> {f.path} (sha256 {f.sha256[:12]}…, {f.size:,} bytes)",
-                      markup=False, highlight=False, soft_wrap=True)
+        replaces = ", replaces its earlier deliveries" if f.replace else ""
+        console.print(f"ingested {f.name} -> {f.path} (delivery {f.delivery_id}, sha256 {f.sha256[:12]}…, "
+                      f"{f.size:,} bytes{replaces})", markup=False, highlight=False, soft_wrap=True)
     skipped = len(files) - len(added)
     if skipped:
         console.print(f"{skipped} file(s) already ingested with the same content: skipped")

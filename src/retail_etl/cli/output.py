@@ -242,6 +242,10 @@ def print_run(console: Console, result: Any, fmt: str = "table", *, header: bool
                 rules.add_row(cell(s.source), cell(r.id), cell(r.severity), cell(failed))
     if rules.row_count:
         out.print(rules)
+    for r in result.replacements:
+        out.print(Text.assemble("replaced: ", cell(f"{r.source}/{r.file}"), f" (delivery {r.delivery_id} replaces "
+                                f"{len(r.replaced)} earlier): {r.rows_removed:,} rows removed, "
+                                f"{r.rows_added:,} rows added"))
     if result.transform is not None:
         t = result.transform
         out.print(Text(

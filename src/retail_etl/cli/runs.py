@@ -148,6 +148,11 @@ def show(
             causes.append(cell(f"  {r.step} attempt {r.attempt}: {r.error}: {r.cause}"))
     out = wide(console)
     out.print(table)
+    replaced = [cell(f"  {x['source']}/{x['file']} (delivery {x['delivery_id']} replaces {len(x['replaced'])} "
+                     f"earlier): {x['rows_removed']:,} rows removed, {x['rows_added']:,} rows added")
+                for r in execution.steps if r.status == "SUCCEEDED" for x in r.details.get("replacements", [])]
+    if replaced:
+        out.print(Text("replaced:"), *replaced, sep="\n")
     if causes:
         out.print(Text("errors:"), *causes, sep="\n")
     if events:

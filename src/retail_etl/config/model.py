@@ -233,7 +233,11 @@ class SourceConfig(_Strict):
     )
     key: tuple[str, ...] | None = None
     key_wins: Literal["first", "latest"] = Field(
-        "first", description="Of the rows sharing a key: the first (in file, then line order) or the latest wins."
+        "first", description="Of the rows sharing a key: the first (delivery order, then file and line order) or the "
+        "latest wins."
+    )
+    deliveries: Literal["accumulate", "replace"] = Field(
+        "accumulate", description="A re-delivered file name adds a delivery, or replaces its earlier deliveries."
     )
     returns: bool = Field(True, description="Negative quantities are returns (kept), not errors.")
     unknown_products: Literal["quarantine", "keep"] = Field(

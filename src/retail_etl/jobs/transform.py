@@ -2,7 +2,8 @@
 
 For the affected dates it re-derives everything from *all* validated lines of those dates:
 - de-duplicates by the source's key: among all validated lines sharing a key (any date), the
-  first in source order (file name, then line) wins; the others are quarantined as ``duplicate``;
+  first in delivery order (delivery id, then line) wins, or with ``key_wins="latest"`` the last
+  (the latest delivery's, an upsert); the others are quarantined as ``duplicate``;
 - joins the product reference (unique by product_id: validation enforces its key); an unknown
   product is quarantined (``unknown_product``) or kept with ``UNKNOWN`` attributes, as the source says;
   the master's attributes win over the line's;
@@ -74,6 +75,7 @@ def transform(
     every_date: bool = False,
     scales: Scales = Scales(),
     attributes: Sequence[tuple[str, str, bool]] = (),
+    key_wins: str = "first",
 ) -> tuple[str, str]:
     """New relations (enriched, quarantine) for the sale dates in relation ``dates``; returns
     their SQL names.
@@ -81,6 +83,7 @@ def transform(
     ``every_date``: ``dates`` holds every sale date of ``validated_after`` (a first run, a
     rebuild), so every line is a candidate. ``scales`` types the money columns. ``attributes``
     are the extra columns of the enriched lines: (name, SQL type, whether this source's lines have it).
+    ``key_wins``: ``first`` or ``latest`` (see the module).
 
     ``validated_after`` holds the validated lines of ONE source as they are after this batch.
     Both results are views, computed once by the writes that read them; :func:`counts` then
@@ -103,20 +106,23 @@ def transform(
                    f"{validated_after} SEMI JOIN (SELECT DISTINCT {cols} FROM {candidates} WHERE {not_null}) k "
                    f"USING ({cols})")
         engine.table(name["repeated"], f"SELECT {cols} FROM {sharing} GROUP BY {cols} HAVING count(*) > 1")
+        # Delivery ids sort in delivery order; a line is one (delivery, line) pair.
+        order = ("v.delivery_id DESC, v.source_line DESC" if key_wins == "latest"
+                 else "v.delivery_id, v.source_line")
         engine.table(
             name["ranked"],
             f"""
-            SELECT v.source_file, v.source_line,
-                   row_number() OVER (PARTITION BY {partition} ORDER BY v.source_file, v.source_line) AS _rank,
+            SELECT v.delivery_id, v.source_line,
+                   row_number() OVER (PARTITION BY {partition} ORDER BY {order}) AS _rank,
                    first_value(v.source_file || ':' || v.source_line) OVER (
-                       PARTITION BY {partition} ORDER BY v.source_file, v.source_line) AS _first
+                       PARTITION BY {partition} ORDER BY {order}) AS _first
             FROM {validated_after} v SEMI JOIN {repeated} USING ({cols})
             """,
         )
         engine.view(
             name["deduped"],
             f"SELECT c.*, coalesce(r._rank, 1) AS _rank, r._first "
-            f"FROM {candidates} c LEFT JOIN {ranked} r USING (source_file, source_line)",
+            f"FROM {candidates} c LEFT JOIN {ranked} r USING (delivery_id, source_line)",
         )
     else:
         engine.view(name["deduped"], f"SELECT *, 1 AS _rank, CAST(NULL AS VARCHAR) AS _first FROM {candidates}")
@@ -148,7 +154,8 @@ def transform(
     extra = "".join(
         f" {ident(n) if present else exp.cast(exp.null(), exp.DataType.build(sql_type)).sql('duckdb')} AS {ident(n)},"
         for n, sql_type, present in attributes)
-    duplicate_message = lit("+".join(key or ()) + " duplicates the line first seen at ")
+    kept_line = "the line first seen at " if key_wins == "first" else "the line of the latest delivery at "
+    duplicate_message = lit("+".join(key or ()) + " duplicates " + kept_line)
     kept = f"_rank = 1 AND (_known OR {lit(keep_unknown)})"
     # Views: each is computed once, by the Parquet write that reads it.
     engine.view(
@@ -165,7 +172,7 @@ def transform(
                CAST(year(sale_date) AS INTEGER) AS year, CAST(quarter(sale_date) AS INTEGER) AS quarter,
                CAST(month(sale_date) AS INTEGER) AS month, CAST(isoyear(sale_date) AS INTEGER) AS iso_year,
                CAST(weekofyear(sale_date) AS INTEGER) AS iso_week, CAST(isodow(sale_date) AS INTEGER) AS weekday,
-               source, source_file, source_line, {run} AS run_id
+               source, source_file, delivery_id, source_line, {run} AS run_id
         FROM {joined} WHERE {kept}
         """,
     )
@@ -173,7 +180,7 @@ def transform(
         name["transform_quarantine"],
         f"""
         SELECT {run} AS run_id, CAST(now() AS TIMESTAMP) AS quarantined_at,
-               source, source_file, source_line, 'transform' AS stage,
+               source, source_file, delivery_id, source_line, 'transform' AS stage,
                CASE WHEN _rank > 1 THEN [{lit(DUPLICATE_RULE)}] ELSE [{lit(UNKNOWN_PRODUCT_RULE)}] END AS failed_rules,
                CASE WHEN _rank > 1
                     THEN [{duplicate_message} || _first]

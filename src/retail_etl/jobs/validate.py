@@ -37,10 +37,16 @@ RECORD_KEPT = ("sales",)
 
 @dataclass(frozen=True)
 class InputFile:
-    """A raw file to validate: where it is and the name that identifies it for replacement."""
+    """A raw file to validate: where it is, its file name, and the id of its delivery (the file
+    name when not given)."""
 
     path: Path
     name: str
+    delivery: str = ""
+
+    @property
+    def delivery_id(self) -> str:
+        return self.delivery or self.name
 
 
 @dataclass
@@ -109,14 +115,15 @@ def validate(
     result = ValidationResult(source=plan.name, files=[f.name for f in files])
     rejects = engine.temp_name("rejects")
     engine.table(rejects, EMPTY_REJECTS)
-    raw_tables = []
+    raw_tables: dict[str, InputFile] = {}
     for file in files:
         name = engine.temp_name("raw")
-        read = engine.load_csv(file.path, source.csv, table=name, rejects_table=rejects, source_file=file.name)
+        # The reader's lineage is the delivery: two files of one name are two deliveries.
+        read = engine.load_csv(file.path, source.csv, table=name, rejects_table=rejects, source_file=file.delivery_id)
         result.blank_lines += read.blank_lines
         result.rows_unparseable += read.rejected
         if read.columns:
-            raw_tables.append(name)
+            raw_tables[name] = file
 
     canonical, record = _build_canonical(engine, plan, raw_tables)
     checks = _row_checks(plan, source, rules, tables, partition_by)
@@ -151,18 +158,19 @@ def validate(
     run, name = lit(run_id), lit(plan.name)
     kept_record = ", _record AS record" if plan.entity.name in RECORD_KEPT else ""
     result.valid_query = (
-        f"SELECT {columns}, {name} AS source, source_file, source_line, "
+        f"SELECT {columns}, {name} AS source, source_file, delivery_id, source_line, "
         f"{run} AS run_id{kept_record} FROM {flagged} WHERE array_length(_failed_rules) = 0"
     )
     has_date = "sale_date" in plan.entity.names
     date, null_date = (", sale_date", ", CAST(NULL AS DATE)") if has_date else ("", "")
     result.quarantine_query = (
         f"SELECT {run} AS run_id, CAST(now() AS TIMESTAMP) AS quarantined_at, "
-        f"{name} AS source, source_file, source_line, "
+        f"{name} AS source, source_file, delivery_id, source_line, "
         "'validate' AS stage, _failed_rules AS failed_rules, _messages AS messages, _record AS record, "
         f"CAST(NULL AS VARCHAR) AS raw_line{date} FROM {flagged} WHERE array_length(_failed_rules) > 0 "
         f"UNION ALL SELECT {run}, CAST(now() AS TIMESTAMP), {name}, "
-        f"_source_file, _source_line, 'read', [{lit(READ_RULE_ID)}], [reason], CAST(NULL AS VARCHAR), raw_line"
+        f"{_file_names(files)}, _source_file, _source_line, 'read', [{lit(READ_RULE_ID)}], [reason], "
+        "CAST(NULL AS VARCHAR), raw_line"
         f"{null_date} FROM {ident(rejects)}"
     )
     result.rows_read = parsed_rows + result.rows_unparseable
@@ -188,7 +196,15 @@ class _Check:
         return f"_fail_{self.index}"
 
 
-def _build_canonical(engine: Engine, plan: SourcePlan, raw_tables: Sequence[str]) -> tuple[str, str]:
+def _file_names(files: Sequence[InputFile]) -> str:
+    """The file name of the delivery whose id is in ``_source_file`` (a reader's lineage column)."""
+    if not files:
+        return "CAST(NULL AS VARCHAR)"
+    whens = " ".join(f"WHEN {lit(f.delivery_id)} THEN {lit(f.name)}" for f in files)
+    return f"CASE _source_file {whens} END"
+
+
+def _build_canonical(engine: Engine, plan: SourcePlan, raw_tables: Mapping[str, InputFile]) -> tuple[str, str]:
     """A view of lineage, the raw fields, canonical columns and parse-check messages.
 
     Returns the view's SQL name and the expression of the original record as JSON over the raw
@@ -209,9 +225,11 @@ def _build_canonical(engine: Engine, plan: SourcePlan, raw_tables: Sequence[str]
     for table, cols in per_table.items():
         have = {c.casefold() for c in cols}
         picks = "".join(f", {ident(c)}" if c.casefold() in have else f", {null(c)}" for c in [*raw_cols, *missing])
-        selects.append(f"SELECT _source_file, _source_line{picks} FROM {ident(table)}")
+        selects.append(f"SELECT {lit(raw_tables[table].name)} AS _source_file, _source_file AS _delivery_id, "
+                       f"_source_line{picks} FROM {ident(table)}")
     union = " UNION ALL ".join(selects) or (
-        "SELECT CAST(NULL AS VARCHAR) AS _source_file, CAST(NULL AS BIGINT) AS _source_line"
+        "SELECT CAST(NULL AS VARCHAR) AS _source_file, CAST(NULL AS VARCHAR) AS _delivery_id, "
+        "CAST(NULL AS BIGINT) AS _source_line"
         + "".join(f", {null(c)}" for c in missing) + " WHERE false"
     )
     # Raw fields under names that cannot clash with canonical ones (both may say "sold_at").
@@ -223,7 +241,7 @@ def _build_canonical(engine: Engine, plan: SourcePlan, raw_tables: Sequence[str]
         for i, (_, passes, message) in enumerate(parse_failures(plan))
     ]
     select = ", ".join(
-        ["_source_file AS source_file", "_source_line AS source_line", *fields]
+        ["_source_file AS source_file", "_delivery_id AS delivery_id", "_source_line AS source_line", *fields]
         + [sql(e) for e in plan.projection()]
         + [sql(e) for e in parse]
     )
@@ -264,7 +282,7 @@ def _row_checks(
                                            exp.Literal.string(" but this source does not allow returns")]),
                    len(checks))
         )
-    order = [exp.column("source_file"), exp.column("source_line")]
+    order = [exp.column("delivery_id"), exp.column("source_line")]
     for rule in rules:
         if not rule.row_level:
             continue
@@ -303,7 +321,7 @@ def _build_flagged(
     q_ids = _failed_list(quarantine_ids, lambda c: exp.Literal.string(c.id))
     q_msgs = _failed_list(quarantine_ids, lambda c: exp.column(c.message_column))
     kept = ", ".join(
-        ["source_file", "source_line", *(ident(c.name) for c in plan.entity.columns)]
+        ["source_file", "delivery_id", "source_line", *(ident(c.name) for c in plan.entity.columns)]
         + [c.message_column for c in checks]
     )
     checked_rows = f"SELECT *, {sql(q_ids)} AS _failed_rules, {sql(q_msgs)} AS _messages FROM {checked}"

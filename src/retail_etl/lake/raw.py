@@ -1,10 +1,16 @@
 """The raw zone: input files copied unchanged, checksummed, organised by source and ingest date.
 
 Layout: ``raw/<source>/ingest_date=YYYY-MM-DD/<file name>``, plus an append-only manifest
-``raw/<source>/_manifest.jsonl`` with one entry per ingested file (name, sha256, size, time).
-Raw files are never modified: a changed file with a name already used that day is stored
-under a name carrying its hash. A file is identified for replacement by its *name*: a new
-version of ``sales_2024-01.csv`` replaces the rows the old version produced.
+``raw/<source>/_manifest.jsonl`` with one entry per delivery (name, sha256, size, time, delivery id).
+Raw files are never modified: a file whose name is already taken that day, or whose name is
+longer than a file system allows, is stored under a name carrying its hash.
+
+A *delivery* is one ingested file, identified by its content and its place in the raw zone, never
+by its name alone: its id (:func:`delivery_id`) is its position in the source's manifest with the
+start of its sha256, so ids sort in delivery order. The same content again for a source is
+skipped as already ingested (the file is hashed every time: size and modification time prove
+nothing). Whether a delivery replaces the earlier deliveries of its name is recorded with it
+(``replace``) or declared by its source; see :meth:`retail_etl.lake.lake.Lake.pending`.
 
 A raw copy is read-only and no more readable than its source: it keeps the source's read bits,
 limited by the process umask (see :func:`raw_mode`). A symbolic link is refused unless the
@@ -15,6 +21,7 @@ into the lake.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import stat
@@ -47,6 +54,12 @@ def process_umask() -> int:
     mask = os.umask(0o077)
     os.umask(mask)
     return mask
+
+
+def delivery_id(position: int, digest: str) -> str:
+    """The id of the delivery at ``position`` (0-based) in its source's manifest, with content
+    ``digest``: short, ASCII, and sorting in delivery order (``00000003-1a2b3c4d5e6f``)."""
+    return f"{position:08d}-{digest[:12]}"
 
 
 def versioned_name(name: str, digest: str, limit: int = NAME_MAX) -> str:
@@ -107,22 +120,19 @@ def _refuse_symlink(file: Path, source: str) -> None:
 
 @dataclass(frozen=True)
 class RawFile:
-    """One ingested file version."""
+    """One delivery: an ingested file."""
 
     source: str
-    name: str  # the original file name: the identity used for replacement
-    path: str  # location in the raw zone, relative to the lake root
+    name: str  # the original file name, kept for readers (and the identity for ``replace``)
+    path: str  # location in the raw zone, relative to the lake root: unique per delivery
     sha256: str
     size: int
     ingested_at: str  # ISO timestamp, UTC
     ingest_date: str  # YYYY-MM-DD
     origin: str = ""  # where it was copied from
     origin_mtime_ns: int = 0
-
-    @property
-    def key(self) -> str:
-        """Identity of this version: the raw path (unique, content-addressed when needed)."""
-        return self.path
+    delivery_id: str = ""  # see :func:`delivery_id`
+    replace: bool = False  # replaces the earlier deliveries of its name (``ingest --replace``)
 
 
 class RawZone:
@@ -132,19 +142,24 @@ class RawZone:
         self.storage = storage
 
     def manifest(self, source: str) -> list[RawFile]:
-        """Every file version ingested for ``source``, in ingest order."""
+        """Every delivery ingested for ``source``, in ingest order."""
         text = self.storage.read_text(f"raw/{source}/{MANIFEST}") or ""
         # A last line without its newline is an append cut short by a crash: not an entry.
-        return [RawFile(**json.loads(line)) for line in text.splitlines(keepends=True)
-                if line.endswith("\n") and line.strip()]
+        entries = [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n") and line.strip()]
+        # Entries written before delivery ids existed get the id of their position.
+        return [RawFile(**{"delivery_id": delivery_id(i, e["sha256"]), **e}) for i, e in enumerate(entries)]
 
     def ingest(
-        self, source: str, files: Iterable[Path], *, today: dt.date | None = None, follow_symlinks: bool = False
+        self, source: str, files: Iterable[Path], *, today: dt.date | None = None, follow_symlinks: bool = False,
+        replace: bool = False,
     ) -> list[RawFile]:
-        """Copy ``files`` into the raw zone; returns the versions that are new (same name and content: skipped).
+        """Copy ``files`` into the raw zone; returns the new deliveries.
 
-        A symbolic link is a :class:`SourceError` unless ``follow_symlinks``; followed, the copy
-        holds the content of the file it points to, under the link's name.
+        A file whose content was already ingested for ``source`` is skipped, except, with
+        ``replace`` (the new deliveries replace the earlier ones of their name), when that content
+        is not the current version of its name (a revert). A symbolic link is a
+        :class:`SourceError` unless ``follow_symlinks``; followed, the copy holds the content of
+        the file it points to, under the link's name.
         """
         files = [Path(f) for f in files]
         if not follow_symlinks:
@@ -152,8 +167,9 @@ class RawZone:
                 if file.is_symlink():
                     _refuse_symlink(file, source)
         known = self.manifest(source)
-        by_origin = {(f.origin, f.size, f.origin_mtime_ns): f for f in known}
-        seen = {(f.name, f.sha256) for f in known}
+        contents = {f.sha256 for f in known}
+        current = {f.name: f.sha256 for f in known}  # each name's latest content
+        taken = {f.path for f in known}
         added: list[RawFile] = []
         umask = process_umask()
         for file in files:
@@ -163,29 +179,27 @@ class RawZone:
             if not file.is_file():
                 raise SourceError("no such file", path=str(file), hint="check the path or the source's `path` glob")
             info = file.stat()
-            origin = str(file.resolve())
-            cached = by_origin.get((origin, info.st_size, info.st_mtime_ns))
-            if cached is not None and cached.name == file.name:
-                continue  # unchanged since last ingested: skip hashing
             digest = file_sha256(file)
-            if (file.name, digest) in seen:
+            revert = replace and current.get(file.name, digest) != digest
+            if digest in contents and not revert:
                 continue
-            entry = self._store(source, file, digest, info, today or dt.datetime.now(dt.UTC).date(), umask)
+            day = today or dt.datetime.now(dt.UTC).date()
+            entry = self._store(source, file, digest, info, day, umask, taken,
+                                delivery_id(len(known) + len(added), digest), replace)
             self._append(source, entry)
-            seen.add((entry.name, digest))
+            contents.add(digest)
+            current[entry.name] = digest
+            taken.add(entry.path)
             added.append(entry)
         return added
 
     def _store(
-        self, source: str, file: Path, digest: str, info: os.stat_result, day: dt.date, umask: int
+        self, source: str, file: Path, digest: str, info: os.stat_result, day: dt.date, umask: int,
+        taken: set[str], delivery: str, replace: bool,
     ) -> RawFile:
-        folder = f"raw/{source}/ingest_date={day.isoformat()}"
-        rel = f"{folder}/{file.name}"
-        existing = self.storage.sha256(rel)
-        if existing is not None and existing != digest:
-            rel = f"{folder}/{versioned_name(file.name, digest)}"
-            existing = self.storage.sha256(rel)
-        if existing is None:
+        rel, stored = self._free_path(f"raw/{source}/ingest_date={day.isoformat()}", file.name, digest, taken,
+                                      delivery)
+        if not stored:
             self.storage.put_file(file, rel, digest, raw_mode(info.st_mode, umask))
         now = dt.datetime.now(dt.UTC)
         return RawFile(
@@ -198,7 +212,25 @@ class RawZone:
             ingest_date=day.isoformat(),
             origin=str(file.resolve()),
             origin_mtime_ns=info.st_mtime_ns,
+            delivery_id=delivery,
+            replace=replace,
         )
+
+    def _free_path(self, folder: str, name: str, digest: str, taken: set[str], delivery: str) -> tuple[str, bool]:
+        """(raw path, already stored) for a new delivery: a path no other delivery has, either free
+        or holding this very content (a copy a crash left unrecorded); its name within
+        :data:`NAME_MAX` bytes."""
+        unique = hashlib.sha256(f"{digest}:{delivery}".encode()).hexdigest()
+        plain = name if len(name.encode()) <= NAME_MAX else versioned_name(name, digest)
+        for candidate in (plain, versioned_name(name, digest), versioned_name(name, unique)):
+            rel = f"{folder}/{candidate}"
+            if rel in taken:
+                continue
+            existing = self.storage.sha256(rel)
+            if existing is None or existing == digest:
+                return rel, existing is not None
+        raise SourceError(f"no free name in {folder} for a new delivery of this file", path=name,
+                          hint="rename the file and ingest it again")
 
     def _append(self, source: str, entry: RawFile) -> None:
         self.storage.append_line(f"raw/{source}/{MANIFEST}", json.dumps(asdict(entry), sort_keys=True) + "\n")

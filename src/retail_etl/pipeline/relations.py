@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from sqlglot import exp
 
 from retail_etl.engines.base import Engine
-from retail_etl.model import ENTITIES
+from retail_etl.model import ENTITIES, LINEAGE_COLUMNS
 from retail_etl.quoting import ident, in_list, lit
 
-LINEAGE = (("source", "VARCHAR"), ("source_file", "VARCHAR"), ("source_line", "BIGINT"), ("run_id", "VARCHAR"))
+LINEAGE = LINEAGE_COLUMNS
 #: A validated line's original fields as JSON, kept for the transform's quarantine.
 RECORD = ("record", "VARCHAR")
 
@@ -44,16 +44,16 @@ def parquet(engine: Engine, files: Sequence[str], prefix: str) -> str:
     return ident(name)
 
 
-def validated_after(engine: Engine, source: str, old: str | None, names: list[str], new_files: list[str],
+def validated_after(engine: Engine, source: str, old: str | None, deliveries: list[str], new_files: list[str],
                     extra: Sequence[tuple[str, str]] = ()) -> str:
     """A new view: the source's validated lines as they are once this batch is committed (its
-    committed lines outside the files ``names``, plus the lines of ``new_files``); returns its SQL name.
-    ``extra`` (name, SQL type) are further columns to keep (the source's attributes). Lines carry
-    their original ``record``; lines validated before records were kept read it as NULL."""
+    committed lines outside the delivery ids ``deliveries``, plus the lines of ``new_files``); returns
+    its SQL name. ``extra`` (name, SQL type) are further columns to keep (the source's attributes).
+    Lines carry their original ``record``; lines validated before records were kept read it as NULL."""
     columns = [*entity_columns("sales"), *extra, *LINEAGE, RECORD]
     parts = []
     if old:
-        keep = f" AND NOT {in_list('source_file', names)}" if names else ""
+        keep = f" AND NOT {in_list('delivery_id', deliveries)}" if deliveries else ""
         parts.append(f"SELECT {_columns_of(engine, old, columns)} FROM {old} WHERE source = {lit(source)}{keep}")
     if new_files:
         new = parquet(engine, new_files, "validated_new")

@@ -132,15 +132,30 @@ class SourceFigures:
 
 
 @dataclass(frozen=True)
+class Replacement:
+    """A delivery that replaced earlier ones: its source, file name and delivery id, the ids of the
+    deliveries it replaced, the rows of theirs it removed and the rows it added (validated and
+    quarantined by validate, in both counts)."""
+
+    source: str
+    file: str
+    delivery_id: str
+    replaced: list[str]
+    rows_removed: int
+    rows_added: int
+
+
+@dataclass(frozen=True)
 class ValidateResult:
     """The validate step: files ingested by source, each source's figures, the sale dates journaled
-    for transform, and ``notices``: by source, what the run found amiss without figures to show it
-    (no new file, a glob matching nothing, a late delivery)."""
+    for transform, ``notices``: by source, what the run found amiss without figures to show it
+    (no new file, a glob matching nothing, a late delivery), and the replacements made."""
 
     ingested: dict[str, list[str]] = field(default_factory=dict)
     sources: list[SourceFigures] = field(default_factory=list)
     dates: list[dt.date] = field(default_factory=list)
     notices: dict[str, list[str]] = field(default_factory=dict)
+    replacements: list[Replacement] = field(default_factory=list)
 
     @property
     def rows_in(self) -> int:
@@ -155,7 +170,8 @@ class ValidateResult:
         return sum(s.rows_quarantined for s in self.sources)
 
     def details(self) -> dict[str, Any]:
-        return {"files": sum(len(s.files) for s in self.sources)}
+        files = {"files": sum(len(s.files) for s in self.sources)}
+        return {**files, "replacements": [asdict(r) for r in self.replacements]} if self.replacements else files
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "dates": _iso(self.dates)}
@@ -163,7 +179,8 @@ class ValidateResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ValidateResult:
         return cls(d["ingested"], [SourceFigures.from_dict(s) for s in d["sources"]], _dates(d["dates"]),
-                   {k: list(v) for k, v in d.get("notices", {}).items()})
+                   {k: list(v) for k, v in d.get("notices", {}).items()},
+                   [Replacement(**r) for r in d.get("replacements", [])])
 
 
 @dataclass(frozen=True)
@@ -270,6 +287,11 @@ class RunResult:
     def notices(self) -> dict[str, list[str]]:
         """By source, what validate found amiss without figures to show it (see :class:`ValidateResult`)."""
         return self.validate.notices if self.validate else {}
+
+    @property
+    def replacements(self) -> list[Replacement]:
+        """The deliveries that replaced earlier ones (see :class:`ValidateResult`)."""
+        return self.validate.replacements if self.validate else []
 
     @property
     def transform(self) -> TransformResult | None:

@@ -56,7 +56,7 @@ def transform_step(
                 engine, validated_after=after, dates=days,
                 products=products, key=source.key, returns=source.returns, unknown_products=source.unknown_products,
                 run_id=run_id, every_date=every_date, scales=money_scales(config.sources.values()),
-                attributes=[(a, t, a in source.attributes) for a, t in attributes],
+                attributes=[(a, t, a in source.attributes) for a, t in attributes], key_wins=source.key_wins,
             )
             enriched.append(lines)
             quarantined.append(rejects)
@@ -72,7 +72,7 @@ def transform_step(
         check_conservation(lines_in, per_source, dates)
         lake.state.add_pending_dates(ANALYTICS_STAGE, dates, run_id)
         in_flight = lake.state.begin_commits(STAGE, run_id)
-        metrics.stage_checks(io, _checks(per_source), LEVELS, in_flight)
+        metrics.stage_checks(io, _checks(per_source, config), LEVELS, in_flight)
         io.commit()
     lake.state.clear_pending_dates(STAGE, dates, settles=in_flight)
     return TransformResult(dates, per_source)
@@ -100,11 +100,12 @@ def check_conservation(
         )
 
 
-def _checks(per_source: dict[str, TransformFigures]) -> list[dict]:
+def _checks(per_source: dict[str, TransformFigures], config: Config) -> list[dict]:
     return [
         {"source": src, "rule_id": rid, "rule": text, "severity": "quarantine", "level": "transform",
          "rows_checked": res.lines_in, "rows_failed": failed, "value": None, "passed": failed == 0}
         for src, res in per_source.items()
-        for rid, text, failed in ((DUPLICATE_RULE, "first line of each key wins", res.duplicates),
+        for rid, text, failed in ((DUPLICATE_RULE, f"{config.sources[src].key_wins} line of each key wins",
+                                   res.duplicates),
                                   (UNKNOWN_PRODUCT_RULE, "product_id in products", res.unknown_products))
     ]

@@ -1,6 +1,7 @@
-"""The validate step: new raw files → products, sales_validated and validate-stage quarantine
-(replaced by source file), with their quality figures; journals the sale dates the batch touches
-for transform, commits, then bookmarks the files."""
+"""The validate step: new deliveries → products, sales_validated and validate-stage quarantine
+(replaced by delivery: a delivery's own rows, and those of the earlier deliveries it replaces),
+with their quality figures and the replacements made; journals the sale dates the batch touches
+for transform, commits, then bookmarks the deliveries."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from retail_etl.config.model import Config, SourceConfig
 from retail_etl.jobs.transform import affected_dates
 from retail_etl.errors import QualityGateError
 from retail_etl.jobs.validate import InputFile, ValidationResult, check_headers, validate
-from retail_etl.lake.lake import Lake
+from retail_etl.lake.lake import Lake, Pending
 from retail_etl.lake.raw import RawFile
 from retail_etl.pipeline import freshness, metrics, relations
 from retail_etl.pipeline.metrics import FAILED, PASSED
-from retail_etl.pipeline.results import RunInputs, SourceFigures, ValidateResult
+from retail_etl.pipeline.results import Replacement, RunInputs, SourceFigures, ValidateResult
 from retail_etl.pipeline.tableio import PROCESSED, Say, StepIO, quiet
 from retail_etl.quality.ruleset import source_rules
 from retail_etl.quoting import ident, idents, in_list, lit
@@ -35,14 +36,23 @@ LEVELS = ("row", "dataset", "parse", "read")
 class _Batch:
     name: str
     source: SourceConfig
-    files: list[RawFile]
-    superseded: list[RawFile]
+    pending: Pending
     valid_files: list[str] = field(default_factory=list)
     result: ValidationResult | None = None
 
     @property
-    def names(self) -> list[str]:
-        return sorted({f.name for f in self.files})
+    def files(self) -> list[RawFile]:
+        return self.pending.files
+
+    @property
+    def replaced(self) -> list[str]:
+        """Ids of the earlier deliveries the batch's files replace."""
+        return sorted({e.delivery_id for earlier in self.pending.replaces.values() for e in earlier})
+
+    @property
+    def deliveries(self) -> list[str]:
+        """Ids of the deliveries whose committed rows the batch replaces: its own and those it replaces."""
+        return sorted({f.delivery_id for f in self.files} | set(self.replaced))
 
 
 def validate_step(
@@ -58,10 +68,10 @@ def validate_step(
     notices = _freshness(config, lake)
     batches = []
     for name, source in sorted(config.sources.items(), key=lambda kv: (kv[1].entity != "products", kv[0])):
-        files, superseded = lake.pending(name, source, inputs.ingest_date, bookmarks=inputs.bookmarks)
-        if files or superseded:
-            batches.append(_Batch(name, source, files, superseded))
-        if not files:
+        pending = lake.pending(name, source, inputs.ingest_date, bookmarks=inputs.bookmarks)
+        if pending.files or pending.superseded:
+            batches.append(_Batch(name, source, pending))
+        if not pending.files:
             notices.setdefault(name, []).insert(0, _idle(lake, name, source))
     todo = [b for b in batches if b.files]
     if inputs.date is not None:
@@ -69,11 +79,12 @@ def validate_step(
         # (journaled first, like every date a commit below makes stale).
         lake.state.add_pending_dates(TRANSFORM_STAGE, [inputs.date], run_id)
     figures: list[SourceFigures] = []
+    replacements: list[Replacement] = []
     dates: list[dt.date] = []
     in_flight: list[str] = []
     if todo:
         try:
-            dates, in_flight = _validate(lake, run_id, todo, figures, say)
+            dates, in_flight = _validate(lake, run_id, todo, figures, replacements, say)
         except QualityGateError as exc:
             if isinstance(exc.measured, ValidationResult):
                 _commit_failed(lake, run_id, SourceFigures.of(exc.measured))
@@ -81,33 +92,40 @@ def validate_step(
     if inputs.date is not None:
         dates = sorted({*dates, inputs.date})
     if inputs.bookmarks == "enable":
-        lake.state.mark_processed([f for b in batches for f in (*b.files, *b.superseded)], run_id,
+        lake.state.mark_processed([f for b in batches for f in (*b.files, *b.pending.superseded)], run_id,
                                   settles=(STAGE, in_flight))
     elif in_flight:
         lake.state.end_commits(STAGE, in_flight)
-    return ValidateResult(ingested, figures, dates, notices)
+    return ValidateResult(ingested, figures, dates, notices, replacements)
 
 
 def _validate(
-    lake: Lake, run_id: str, todo: list[_Batch], figures: list[SourceFigures], say: Say
+    lake: Lake, run_id: str, todo: list[_Batch], figures: list[SourceFigures], replacements: list[Replacement],
+    say: Say,
 ) -> tuple[list[dt.date], list[str]]:
-    """Validate and commit the batches (figures appended to ``figures``); returns the sale dates
-    journaled for transform and the runs whose commits are in flight."""
+    """Validate and commit the batches (figures appended to ``figures``, the replacements made to
+    ``replacements``); returns the sale dates journaled for transform and the runs whose commits are
+    in flight."""
     scales = money_scales(lake.config.sources.values())
     plans = {b.name: plan_source(b.name, b.source, scales) for b in todo}
     for b in todo:  # a broken header fails the run before any data is touched
         check_headers(plans[b.name], b.source, [_input(lake, f) for f in b.files])
     reads = {VALIDATED_TABLE["products"]: AlwaysTrue(), VALIDATED_TABLE["sales"]: AlwaysTrue()}
-    sales_files = sorted({n for b in todo if b.source.entity == "sales" for n in b.names})
-    if sales_files:  # enriched lines of the files the batch replaces (see _touched_dates)
-        reads[ENRICHED_TABLE] = In("source_file", sales_files)
+    sales_deliveries = sorted({d for b in todo if b.source.entity == "sales" for d in b.deliveries})
+    if sales_deliveries:  # enriched lines of the deliveries the batch replaces (see _touched_dates)
+        reads[ENRICHED_TABLE] = In("delivery_id", sales_deliveries)
+    for entity in sorted({b.source.entity for b in todo if b.replaced}):
+        reads[f"{entity}_quarantine"] = In("delivery_id", sorted(
+            {d for b in todo if b.source.entity == entity for d in b.replaced}))
     with StepIO(lake, run_id, STAGE, reads) as io:
         products: str | None = None
         for b in todo:
             say(f"validating {b.name}: {len(b.files)} file(s)")
+            replaced_rows = _rows_by_delivery(io, b, b.replaced)
             products = _validate_batch(io, b, plans[b.name], products)
             assert b.result is not None
             figures.append(SourceFigures.of(b.result))
+            replacements += _replacements(io, b, replaced_rows)
         dates = _touched_dates(io, [b for b in todo if b.source.entity == "sales"])
         lake.state.add_pending_dates(TRANSFORM_STAGE, dates, run_id)
         in_flight = lake.state.begin_commits(STAGE, run_id)
@@ -157,7 +175,50 @@ def _commit_failed(lake: Lake, run_id: str, failed: SourceFigures) -> None:
 
 
 def _input(lake: Lake, f: RawFile) -> InputFile:
-    return InputFile(lake.raw.local_path(f), f.name)
+    return InputFile(lake.raw.local_path(f), f.name, f.delivery_id)
+
+
+def _rows_by_delivery(io: StepIO, b: _Batch, deliveries: list[str]) -> dict[str, int]:
+    """Committed rows (validated and validate-stage quarantine) of the source's ``deliveries``."""
+    if not deliveries:
+        return {}
+    entity = b.source.entity
+    parts = []
+    for table, stages in ((VALIDATED_TABLE[entity], None), (f"{entity}_quarantine", ("read", "validate"))):
+        relation = io.relation(table)
+        if relation:
+            stage = f" AND {in_list('stage', stages)}" if stages else ""
+            parts.append(f"SELECT delivery_id FROM {relation} WHERE source = {lit(b.name)}{stage} "
+                         f"AND {in_list('delivery_id', deliveries)}")
+    if not parts:
+        return {}
+    rows = io.engine.fetch_rows(f"SELECT delivery_id, count(*) FROM ({' UNION ALL '.join(parts)}) AS r GROUP BY 1")
+    return {d: n for d, n in rows}
+
+
+def _written_rows(io: StepIO, b: _Batch) -> dict[str, int]:
+    """Rows the batch wrote (valid and quarantined) by delivery id."""
+    entity = b.source.entity
+    counts: dict[str, int] = {}
+    for table in (VALIDATED_TABLE[entity], f"{entity}_quarantine"):  # one relation per schema
+        files = io.local_files.get((table, b.name), [])
+        if files:
+            written = relations.parquet(io.engine, files, "written")
+            for d, n in io.engine.fetch_rows(f"SELECT delivery_id, count(*) FROM {written} GROUP BY 1"):
+                counts[d] = counts.get(d, 0) + n
+    return counts
+
+
+def _replacements(io: StepIO, b: _Batch, removed: dict[str, int]) -> list[Replacement]:
+    """One :class:`Replacement` per file of the batch that replaces earlier deliveries."""
+    if not b.pending.replaces:
+        return []
+    added = _written_rows(io, b)
+    return [
+        Replacement(b.name, f.name, f.delivery_id, [e.delivery_id for e in earlier],
+                    sum(removed.get(e.delivery_id, 0) for e in earlier), added.get(f.delivery_id, 0))
+        for f in b.files if (earlier := b.pending.replaces.get(f.delivery_id))
+    ]
 
 
 def _validate_batch(io: StepIO, b: _Batch, plan: SourcePlan, products: str | None) -> str | None:
@@ -171,12 +232,14 @@ def _validate_batch(io: StepIO, b: _Batch, plan: SourcePlan, products: str | Non
         partition_by=PARTITION_BY[entity],
     )
     main, quarantine = VALIDATED_TABLE[entity], f"{entity}_quarantine"
+    # Files per delivery (a short ASCII id: never a file name inside a folder name), so that
+    # replacing a delivery drops whole files.
     b.valid_files = io.write(main, b.result.valid_query, PROCESSED, b.name, partition_by=PARTITION_BY[entity],
-                             layout=(*PARTITION_BY[entity], "source_file"))
-    q_files = io.write(quarantine, b.result.quarantine_query, PROCESSED, b.name, layout=("source_file",))
-    by_file = And(EqualTo("source", b.name), In("source_file", b.names))
-    io.stage(main, b.valid_files, [AlwaysTrue() if entity == "products" else by_file])
-    io.stage(quarantine, q_files, [And(In("stage", ["read", "validate"]), by_file)])
+                             layout=(*PARTITION_BY[entity], "delivery_id"))
+    q_files = io.write(quarantine, b.result.quarantine_query, PROCESSED, b.name, layout=("delivery_id",))
+    by_delivery = And(EqualTo("source", b.name), In("delivery_id", b.deliveries))
+    io.stage(main, b.valid_files, [AlwaysTrue() if entity == "products" else by_delivery])
+    io.stage(quarantine, q_files, [And(In("stage", ["read", "validate"]), by_delivery)])
     if entity != "products":
         return products
     if b.valid_files:
@@ -198,9 +261,9 @@ def _touched_dates(io: StepIO, batches: list[_Batch]) -> list[dt.date]:
     for b in batches:
         # Without earlier validated lines, the lines sharing a key with the batch are its own.
         key = list(b.source.key or ()) if old_v else []
-        after = relations.validated_after(engine, b.name, old_v, b.names, b.valid_files)
+        after = relations.validated_after(engine, b.name, old_v, b.deliveries, b.valid_files)
         cols = idents(["sale_date", *key])
-        in_files = in_list("source_file", b.names)
+        in_files = in_list("delivery_id", b.deliveries)
         changed = [f"SELECT {cols} FROM {after} WHERE {in_files}"]
         for old in (old_v, old_e):
             if old:

@@ -288,10 +288,9 @@ def cases() -> list[Case]:
     c += [
         _one("name_spaces", "names", csv(*good("NS")), name="sales with spaces.csv", valid=2),
         _one("name_unicode", "names", csv(*good("NU")), name="ventes_été_東京.csv", valid=2),
-        _one("name_long", "names", csv(*good("NL")), name="l" * 240 + ".csv", valid=2,
-             xfail="a 244-byte file name fails the run: validated and quarantine files are written under a "
-                   "folder `source_file=<name>`, too long for the file system; DuckDB's IOException (ENAMETOOLONG) "
-                   "is printed as a traceback"),
+        _one("name_long", "names", csv(*good("NL")), name="l" * 240 + ".csv", valid=2),
+        _one("name_japanese_91_bytes", "names", csv(*good("NJ")), name="売上データ_東京本店_" * 3 + ".csv",
+             valid=2),
         _one("name_leading_dash", "names", csv(*good("ND")), name="-sales.csv", valid=2),
         _one("name_quotes", "names", csv(*good("NQ")), name="it's a \"quote\".csv", valid=2),
         _one("name_sql_fragment", "names", csv(*good("NF")), name="x'); drop table t; --.csv", valid=2),
@@ -366,8 +365,11 @@ def cases() -> list[Case]:
         _one("dup_within_file", "duplicates", csv(row("UW", 1), row("UW", 1), row("UW", 2)),
              valid=3, quarantined=((DUPLICATE,),)),
         Case("dup_across_files", "duplicates",
-             {"dup_across_a.csv": csv(row("UA", 1)), "dup_across_b.csv": csv(row("UA", 1))},
+             {"dup_across_a.csv": csv(row("UA", 1)), "dup_across_b.csv": csv(row("UA", 1, qty="2"))},
              valid=2, quarantined=((DUPLICATE,),)),
+        # The same content under another name is the same delivery: ingested once.
+        Case("dup_same_content_two_names", "duplicates",
+             {"dup_same_a.csv": csv(row("US", 1)), "dup_same_b.csv": csv(row("US", 1))}, valid=1, records=1),
         _one("unknown_product", "references", csv(row("RU", 1, sku="P99999"), row("RU", 2)),
              valid=1, quarantined=(("ReferentialIntegrity.product_id",),)),
         Case("unknown_product_without_rule", "references",
