@@ -218,7 +218,8 @@ def test_a_lake_the_user_may_not_write(project: Path) -> None:
     first = cli("run", cwd=project, prefix=prefix, preexec=preexec)
     assert first.returncode == 0, first.stderr
     before = committed(lake)
-    (project / "data" / "sales_more.csv").write_bytes((project / "data" / "sales.csv").read_bytes())
+    header, *rows = (project / "data" / "sales.csv").read_bytes().splitlines(keepends=True)
+    (project / "data" / "sales_more.csv").write_bytes(b"".join([header, *reversed(rows)]))  # new content: a delivery
     _tree_writable(lake, False)
     try:
         failed = cli("run", cwd=project, prefix=prefix, preexec=preexec)
