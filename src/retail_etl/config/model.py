@@ -79,6 +79,9 @@ class CsvOptions(_Strict):
     encoding: str = "utf-8"
     decimal_separator: str = "."
     thousands_separator: str | None = None
+    exponent: bool = Field(
+        False, description="Numbers may be written in scientific notation (1.5e3); off, such a value is quarantined."
+    )
     null_values: tuple[str, ...] = ("",)
     skip_rows: int = Field(0, ge=0, description="Lines to skip before the header (titles, banners).")
     column_names: tuple[str, ...] | None = Field(

@@ -30,6 +30,8 @@ from retail_etl.model import (
     ENTITIES,
     RATE_SCALE,
     CanonicalColumn,
+    QUANTITY,
+    QUANTITY_OPERAND,
     Entity,
     Scales,
     amount_type,
@@ -57,6 +59,15 @@ class ParseCheck:
 
 
 @dataclass(frozen=True)
+class RangeCheck:
+    """A derived column: a value that its column type cannot hold means the row is quarantined."""
+
+    column: str
+    type: str
+    value: exp.Expression  # the formula before it is typed
+
+
+@dataclass(frozen=True)
 class SourcePlan:
     """Everything needed to turn a batch of raw rows of one source into canonical rows."""
 
@@ -65,6 +76,7 @@ class SourcePlan:
     columns: dict[str, exp.Expression]  # canonical name -> typed expression over raw columns
     raw_columns: tuple[str, ...]  # source columns the mapping reads (must exist in every file)
     parse_checks: tuple[ParseCheck, ...]
+    range_checks: tuple[RangeCheck, ...] = ()
 
     def projection(self) -> list[exp.Expression]:
         """``expr AS canonical_name`` for every canonical column, in model order."""
@@ -148,7 +160,7 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
         where = ("derived", col.name) if col.name in source.derived else ("columns",)
         formulas[col.name] = _parse_formula(text, where, known)
 
-    resolved = _resolve(base, formulas, entity)
+    resolved, ranges = _resolve(base, formulas, entity)
     for col in entity.columns:
         if col.name not in resolved:
             if col.required:
@@ -169,7 +181,7 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
 
     raw = tuple(dict.fromkeys([*(s.column for s in (source.column_spec(c) for c in source.columns) if s),
                                *(a.column for a in attributes.values())]))
-    return SourcePlan(name, entity, resolved, raw, tuple(checks))
+    return SourcePlan(name, entity, resolved, raw, tuple(checks), tuple(ranges))
 
 
 def attribute_columns(sources: Iterable[SourceConfig]) -> list[tuple[str, str]]:
@@ -215,6 +227,11 @@ def parse_failures(plan: SourcePlan) -> list[tuple[str, exp.Expression, exp.Expr
             ]
         )
         out.append((f"Parse.{check.column}", passes, message))
+    for check in plan.range_checks:
+        fits = _fits(check.value, check.type)
+        passes = exp.or_(check.value.copy().is_(exp.null()), exp.paren(fits))
+        message = exp.Literal.string(f"{check.column} overflows {check.type}")
+        out.append((f"Range.{check.column}", passes, message))
     return out
 
 
@@ -231,8 +248,10 @@ def _read_type(name: str, kind: str | None, table_type: str, source: SourceConfi
 
 
 def _type_words(sql_type: str) -> str:
+    if sql_type.startswith(("INTEGER", "BIGINT")):
+        return f"a whole number that fits {sql_type}"
     if sql_type.startswith(NUMERIC_PREFIXES):
-        return "a number"
+        return f"a number that fits {sql_type} (scientific notation only with csv.exponent: true)"
     if sql_type == "DATE":
         return "an ISO date (YYYY-MM-DD); set a format for this column"
     if sql_type == "TIMESTAMP":
@@ -265,13 +284,50 @@ def _parse_expr(
             num = exp.func("REPLACE", num, exp.Literal.string(csv.thousands_separator), exp.Literal.string(""))
         if csv.decimal_separator != ".":
             num = exp.func("REPLACE", num, exp.Literal.string(csv.decimal_separator), exp.Literal.string("."))
-        return exp.TryCast(this=num, to=exp.DataType.build(sql_type))
+        return _checked_number(num, sql_type, exponent=csv.exponent)
     if sql_type in ("DATE", "TIMESTAMP"):
         if fmt:
             cls = exp.StrToDate if sql_type == "DATE" else exp.StrToTime
             return cls(this=text, format=exp.Literal.string(fmt), safe=True)
         return exp.TryCast(this=text, to=exp.DataType.build(sql_type))
     raise MappingError(f"unsupported canonical type {sql_type}", ("columns", name))
+
+
+_INTEGER_TEXT = r"^[+-]?[0-9]+$"
+_DECIMAL_TEXT = r"^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)$"
+_EXPONENT_TEXT = r"^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+#: Wide enough to hold exactly any number a DECIMAL column of the model can hold, and more places.
+_EXACT = "DECIMAL(38,18)"
+
+
+def _checked_number(num: exp.Expression, sql_type: str, *, exponent: bool) -> exp.Expression:
+    """``num`` (text with a ``.`` decimal point and no thousands separator) as ``sql_type``, or NULL
+    when it is not written in the source's number format: an integer column takes digits only (no
+    ``1.5``), no format takes ``_`` between digits, scientific notation only where the source
+    declares ``exponent: true``, and then only a value the column holds exactly (``1e-7`` is not
+    0.0000)."""
+    to = exp.DataType.build(sql_type)
+    integer = to.is_type(*exp.DataType.INTEGER_TYPES)
+    pattern = _INTEGER_TEXT if integer else _EXPONENT_TEXT if exponent else _DECIMAL_TEXT
+    ok: exp.Expression = exp.RegexpLike(this=num.copy(), expression=exp.Literal.string(pattern))
+    typed_value = exp.TryCast(this=num.copy(), to=to)
+    if exponent and to.is_type(exp.DataType.Type.DECIMAL):
+        exact = exp.TryCast(this=num.copy(), to=exp.DataType.build(_EXACT))
+        ok = exp.and_(ok, exp.EQ(this=typed_value.copy(), expression=exact))
+    return exp.Case(ifs=[exp.If(this=ok, true=typed_value)])
+
+
+def _fits(value: exp.Expression, sql_type: str) -> exp.Expression | None:
+    """A condition true when ``value`` rounds into ``sql_type`` (a DECIMAL) without overflow;
+    None for other types."""
+    to = exp.DataType.build(sql_type)
+    if not to.is_type(exp.DataType.Type.DECIMAL) or len(to.expressions) != 2:
+        return None
+    precision, scale = (int(e.name) for e in to.expressions)
+    # Rounding half away from zero: |v| < 10^(p-s) - 0.5 * 10^-s keeps p digits.
+    integer_digits = "9" * (precision - scale) or "0"
+    bound = f"{integer_digits}.{'9' * scale}5" if scale else f"{integer_digits}.5"
+    return exp.LT(this=exp.Abs(this=value.copy()), expression=exp.Literal.number(bound))
 
 
 def _parse_formula(text: str, where: tuple[str, ...], known: set[str]) -> exp.Expression:
@@ -296,11 +352,22 @@ def _parse_formula(text: str, where: tuple[str, ...], known: set[str]) -> exp.Ex
     return expr
 
 
+def _operand(name: str, value: exp.Expression, entity: Entity) -> exp.Expression:
+    """A resolved column as it enters a formula: a quantity is widened (see ``QUANTITY_OPERAND``)."""
+    if entity.column(name).type == QUANTITY:
+        return exp.Cast(this=exp.paren(value.copy()), to=exp.DataType.build(QUANTITY_OPERAND))
+    return exp.paren(value.copy())
+
+
 def _resolve(
     base: dict[str, exp.Expression], formulas: dict[str, exp.Expression], entity: Entity
-) -> dict[str, exp.Expression]:
-    """Inline formulas over already-resolved columns until all are resolved (or a cycle is found)."""
+) -> tuple[dict[str, exp.Expression], list[RangeCheck]]:
+    """Inline formulas over already-resolved columns until all are resolved (or a cycle is found).
+
+    A formula's value that its column's DECIMAL type cannot hold becomes NULL (never an engine
+    error) and gets a :class:`RangeCheck`."""
     resolved = dict(base)
+    ranges: list[RangeCheck] = []
     pending = dict(formulas)
     while pending:
         progress = False
@@ -314,9 +381,15 @@ def _resolve(
                 progress = True
                 continue
             inlined = formula.copy().transform(
-                lambda node: exp.paren(resolved[node.name].copy()) if isinstance(node, exp.Column) else node
+                lambda node: _operand(node.name, resolved[node.name], entity) if isinstance(node, exp.Column) else node
             )
-            resolved[name] = exp.cast(inlined, entity.column(name).type)
+            col_type = entity.column(name).type
+            fits = _fits(inlined, col_type)
+            typed_value = exp.cast(inlined, col_type)
+            if fits is not None:
+                typed_value = exp.Case(ifs=[exp.If(this=fits, true=typed_value)])
+                ranges.append(RangeCheck(name, col_type, inlined.copy()))
+            resolved[name] = typed_value
             del pending[name]
             progress = True
         if not progress:
@@ -324,7 +397,7 @@ def _resolve(
                 f"derived columns depend on each other in a cycle: {', '.join(sorted(pending))}",
                 ("derived",),
             )
-    return resolved
+    return resolved, ranges
 
 
 def _did_you_mean(word: str, options: list[str]) -> str:
