@@ -52,10 +52,11 @@ class ParseCheck:
     """A mapped, typed column: present in the source but not parseable means the row is quarantined."""
 
     column: str
-    source_column: str
+    source_column: str  # as the message names it
     type: str
-    format: str | None
+    formats: tuple[str, ...]
     parsed: exp.Expression  # the parse alone, before any default fills a blank
+    text: exp.Expression  # the source text the parse reads (blank: nothing to parse)
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
         spec = source.column_spec(col.name) if col.name in canonical else _attribute_column(attributes[col.name])
         if spec is not None:
             read_as = _read_type(col.name, col.kind, col.type, source)
-            parsed = _parse_expr(raw_col(spec.column), col.name, read_as, spec.format, source)
+            text = _source_text(spec, col.name)
+            parsed = _parse_expr(text, col.name, read_as, spec.formats, source)
             if col.name == "discount_rate" and source.money.discount_rate == "percent":
                 parsed = exp.Mul(this=parsed, expression=exp.cast(exp.Literal.number("0.01"), "DECIMAL(3,2)"))
             if read_as != col.type:  # exp.cast would keep a DECIMAL as it is, whatever its scale
@@ -144,7 +146,8 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
                 parsed if fill is None else exp.Coalesce(this=parsed.copy(), expressions=[exp.cast(literal(fill), col.type)])
             )
             if col.type != "VARCHAR":
-                checks.append(ParseCheck(col.name, spec.column, col.type, spec.format, parsed.copy()))
+                checks.append(ParseCheck(col.name, " + ".join(spec.source_columns), col.type, spec.formats,
+                                         parsed.copy(), text.copy()))
         elif col.name in source.defaults:
             base[col.name] = exp.cast(literal(source.defaults[col.name]), col.type)
 
@@ -159,6 +162,7 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
             continue
         where = ("derived", col.name) if col.name in source.derived else ("columns",)
         formulas[col.name] = _parse_formula(text, where, known)
+    source_refs = [c.name for f in formulas.values() for c in f.find_all(exp.Column, bfs=False) if _is_source_ref(c)]
 
     resolved, ranges = _resolve(base, formulas, entity)
     for col in entity.columns:
@@ -179,8 +183,9 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
         if key not in known:
             raise MappingError(f"key column {key!r} is not canonical", ("key",), hint=_did_you_mean(key, entity.names))
 
-    raw = tuple(dict.fromkeys([*(s.column for s in (source.column_spec(c) for c in source.columns) if s),
-                               *(a.column for a in attributes.values())]))
+    mapped = (source.column_spec(c) for c in source.columns)
+    raw = tuple(dict.fromkeys([*(c for spec in mapped if spec for c in spec.source_columns),
+                               *(a.column for a in attributes.values()), *source_refs]))
     return SourcePlan(name, entity, resolved, raw, tuple(checks), tuple(ranges))
 
 
@@ -214,11 +219,12 @@ def parse_failures(plan: SourcePlan) -> list[tuple[str, exp.Expression, exp.Expr
     """``(check_id, passes, message)`` for each typed mapped column: text present but not parseable fails."""
     out = []
     for check in plan.parse_checks:
-        raw = raw_col(check.source_column)
+        raw = check.text
         present = exp.and_(exp.not_(raw.is_(exp.null())), exp.NEQ(this=exp.Trim(this=raw), expression=exp.Literal.string("")))
         parsed_ok = exp.not_(check.parsed.copy().is_(exp.null()))
         passes = exp.or_(exp.not_(exp.paren(present)), exp.paren(parsed_ok))
-        expected = f"a date/time in format {check.format}" if check.format else _type_words(check.type)
+        expected = (f"a date/time in format {' or '.join(check.formats)}" if check.formats
+                    else _type_words(check.type))
         message = exp.Concat(
             expressions=[
                 exp.Literal.string(f"{check.column}: '"),
@@ -259,8 +265,28 @@ def _type_words(sql_type: str) -> str:
     return f"a valid {sql_type}"
 
 
+def _source_text(spec: ColumnSpec, name: str) -> exp.Expression:
+    """The source text a mapped column reads: its column, or date and time joined by a space,
+    through the mapping's ``expr`` over ``value`` if it has one."""
+    if spec.column is not None:
+        text: exp.Expression = raw_col(spec.column)
+    else:
+        text = exp.DPipe(this=exp.DPipe(this=exp.Trim(this=raw_col(spec.date or "")), expression=exp.Literal.string(" ")),
+                         expression=exp.Trim(this=raw_col(spec.time or "")))
+    if spec.expr is None:
+        return text
+    where = ("columns", name, "expr")
+    expr = _parse_scalar(spec.expr, where, "a column's expr is computed from its source text, e.g. upper(value)")
+    for col in expr.find_all(exp.Column):
+        if col.table or col.name != "value":
+            raise MappingError(f"expr {spec.expr!r} uses {col.sql()!r}; it can use only value (the source text)",
+                               where, hint="write the expression over value, e.g. regexp_replace(value, '\\.0$', '')")
+    trimmed = exp.Trim(this=text)
+    return exp.paren(expr.transform(lambda n: trimmed.copy() if isinstance(n, exp.Column) else n))
+
+
 def _parse_expr(
-    raw: exp.Expression, name: str, sql_type: str, fmt: str | None, source: SourceConfig
+    raw: exp.Expression, name: str, sql_type: str, formats: tuple[str, ...], source: SourceConfig
 ) -> exp.Expression:
     text = exp.Trim(this=raw)
     if sql_type == "VARCHAR":
@@ -286,9 +312,10 @@ def _parse_expr(
             num = exp.func("REPLACE", num, exp.Literal.string(csv.decimal_separator), exp.Literal.string("."))
         return _checked_number(num, sql_type, exponent=csv.exponent)
     if sql_type in ("DATE", "TIMESTAMP"):
-        if fmt:
+        if formats:
             cls = exp.StrToDate if sql_type == "DATE" else exp.StrToTime
-            return cls(this=text, format=exp.Literal.string(fmt), safe=True)
+            tries = [cls(this=text.copy(), format=exp.Literal.string(f), safe=True) for f in formats]
+            return tries[0] if len(tries) == 1 else exp.Coalesce(this=tries[0], expressions=tries[1:])
         return exp.TryCast(this=text, to=exp.DataType.build(sql_type))
     raise MappingError(f"unsupported canonical type {sql_type}", ("columns", name))
 
@@ -330,24 +357,38 @@ def _fits(value: exp.Expression, sql_type: str) -> exp.Expression | None:
     return exp.LT(this=exp.Abs(this=value.copy()), expression=exp.Literal.number(bound))
 
 
-def _parse_formula(text: str, where: tuple[str, ...], known: set[str]) -> exp.Expression:
+#: The namespace of a source's own columns in derived formulas: ``source."Coupon Discount"``.
+SOURCE_NAMESPACE = "source"
+
+
+def _is_source_ref(col: exp.Column) -> bool:
+    return col.table.casefold() == SOURCE_NAMESPACE
+
+
+def _parse_scalar(text: str, where: tuple[str, ...], hint: str) -> exp.Expression:
     try:
         expr = sqlglot.parse_one(text, dialect="duckdb")
     except ParseError as exc:
         raise MappingError(f"cannot parse SQL expression {text!r}: {exc.errors[0]['description']}", where) from None
     bad = expr.find(exp.Query, exp.Alias, exp.Star, exp.AggFunc, exp.Window)
     if bad is not None:
-        raise MappingError(
-            f"{text!r} is not a scalar expression (found {bad.key}: {bad.sql()!r})",
-            where,
-            hint="a derived column is computed from the canonical columns of one row, e.g. quantity * unit_price",
-        )
+        raise MappingError(f"{text!r} is not a scalar expression (found {bad.key}: {bad.sql()!r})", where, hint=hint)
+    return expr
+
+
+def _parse_formula(text: str, where: tuple[str, ...], known: set[str]) -> exp.Expression:
+    expr = _parse_scalar(
+        text, where, "a derived column is computed from the canonical columns of one row, e.g. quantity * unit_price")
     for col in expr.find_all(exp.Column):
-        if col.name not in known:
+        if _is_source_ref(col):
+            continue
+        if col.table or col.name not in known:
             raise MappingError(
-                f"expression {text!r} uses {col.name!r}, which is not a canonical column",
+                f"expression {text!r} uses {col.sql()!r}, which is not a canonical column",
                 where,
-                hint="derived expressions are written over canonical column names",
+                hint=_did_you_mean(col.name, sorted(known))
+                + f'derived expressions use canonical names, and {SOURCE_NAMESPACE}."<column>" for the source\'s own '
+                "columns (their text, trimmed, NULL when blank)",
             )
     return expr
 
@@ -357,6 +398,14 @@ def _operand(name: str, value: exp.Expression, entity: Entity) -> exp.Expression
     if entity.column(name).type == QUANTITY:
         return exp.Cast(this=exp.paren(value.copy()), to=exp.DataType.build(QUANTITY_OPERAND))
     return exp.paren(value.copy())
+
+
+def _inline(node: exp.Expression, resolved: dict[str, exp.Expression], entity: Entity) -> exp.Expression:
+    if not isinstance(node, exp.Column):
+        return node
+    if _is_source_ref(node):
+        return exp.Nullif(this=exp.Trim(this=raw_col(node.name)), expression=exp.Literal.string(""))
+    return _operand(node.name, resolved[node.name], entity)
 
 
 def _resolve(
@@ -372,7 +421,7 @@ def _resolve(
     while pending:
         progress = False
         for name, formula in list(pending.items()):
-            deps = {c.name for c in formula.find_all(exp.Column)}
+            deps = {c.name for c in formula.find_all(exp.Column) if not _is_source_ref(c)}
             if any(d not in resolved for d in deps):
                 if all(d in resolved or d in pending for d in deps):
                     continue
@@ -380,9 +429,7 @@ def _resolve(
                 del pending[name]
                 progress = True
                 continue
-            inlined = formula.copy().transform(
-                lambda node: _operand(node.name, resolved[node.name], entity) if isinstance(node, exp.Column) else node
-            )
+            inlined = formula.copy().transform(lambda node: _inline(node, resolved, entity))
             col_type = entity.column(name).type
             fits = _fits(inlined, col_type)
             typed_value = exp.cast(inlined, col_type)
