@@ -29,7 +29,8 @@ def test_a_derived_column_sums_source_columns_through_the_source_namespace() -> 
     source = _source(
         columns=_BASE,
         attributes={"retail_discount": {"column": "Retail Discount", "type": "DECIMAL(18,2)"}},
-        derived={"discount_amount": 'coalesce(retail_discount, 0) + coalesce(TRY_CAST(source."Coupon" AS DECIMAL(18,2)), 0)'
+        derived={"discount_amount": "coalesce(retail_discount, 0)"
+                                    ' + coalesce(TRY_CAST(source."Coupon" AS DECIMAL(18,2)), 0)'
                                     ' + coalesce(TRY_CAST(source."Coupon Match" AS DECIMAL(18,2)), 0)'},
     )
     plan = plan_source("s", source)
@@ -51,7 +52,8 @@ def test_the_source_namespace_is_case_insensitive_and_other_qualifiers_are_refus
 
 
 def test_a_mapped_column_carries_an_expression_over_its_source_text() -> None:
-    source = _source(columns={**_BASE, "customer_id": {"column": "CustomerID", "expr": r"regexp_replace(value, '\.0$', '')"}})
+    clean = {"column": "CustomerID", "expr": r"regexp_replace(value, '\.0$', '')"}
+    source = _source(columns={**_BASE, "customer_id": clean})
     rows = _run(source, [("B1", "05.03.2024 14:30", "f", "a", "1", "1.00", " 17850.0 "),
                          ("B2", "05.03.2024 14:30", "f", "a", "1", "1.00", "17850.05"),
                          ("B3", "05.03.2024 14:30", "f", "a", "1", "1.00", "")])
@@ -82,7 +84,8 @@ def test_formats_are_tried_in_order() -> None:
 
 
 def test_sold_at_from_a_date_column_and_a_time_column() -> None:
-    source = _source(columns={**_BASE, "sold_at": {"date": "D", "time": "T", "format": ["%d/%m/%Y %H:%M", "%Y-%m-%d %H:%M:%S"]}})
+    split = {"date": "D", "time": "T", "format": ["%d/%m/%Y %H:%M", "%Y-%m-%d %H:%M:%S"]}
+    source = _source(columns={**_BASE, "sold_at": split})
     plan = plan_source("s", source)
     assert plan.raw_columns[:2] == ("Bon", "D")
     rows = _run(source, [("B1", " 05/03/2024", "14:30 ", "f", "a", "1", "1.00"),

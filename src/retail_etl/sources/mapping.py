@@ -271,8 +271,8 @@ def _source_text(spec: ColumnSpec, name: str) -> exp.Expression:
     if spec.column is not None:
         text: exp.Expression = raw_col(spec.column)
     else:
-        text = exp.DPipe(this=exp.DPipe(this=exp.Trim(this=raw_col(spec.date or "")), expression=exp.Literal.string(" ")),
-                         expression=exp.Trim(this=raw_col(spec.time or "")))
+        date = exp.DPipe(this=exp.Trim(this=raw_col(spec.date or "")), expression=exp.Literal.string(" "))
+        text = exp.DPipe(this=date, expression=exp.Trim(this=raw_col(spec.time or "")))
     if spec.expr is None:
         return text
     where = ("columns", name, "expr")
