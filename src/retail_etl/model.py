@@ -59,6 +59,10 @@ class Entity:
 
 
 QUANTITY = "DECIMAL(18,3)"
+#: A quantity as it enters a product. DuckDB multiplies two decimals of at most 18 digits in 64 bits
+#: and raises on overflow (a barcode typed as a quantity), one of 19 digits in 128 bits; Spark keeps
+#: the exact scale while p1 + p2 + 1 <= 38.
+QUANTITY_OPERAND = "DECIMAL(19,3)"
 #: A discount rate, always stored as a fraction (a percentage is divided by 100 when read).
 RATE = "DECIMAL(9,6)"
 RATE_SCALE = 6

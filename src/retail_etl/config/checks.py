@@ -168,21 +168,22 @@ def _did_you_mean(word: str, options: list[str]) -> str:
 
 def _format_problems(source: SourceConfig, config: Config) -> Iterator[Problem]:
     for canonical, spec in source.columns.items():
-        fmt = getattr(spec, "format", None)
-        if fmt is None:
-            continue
-        path = ("columns", canonical, "format")
-        bad = [d for d in re.findall(r"%-?(.)", fmt) if d not in DUCKDB_DIRECTIVES]
-        if bad:
-            yield Problem(f"date format {fmt!r}: %{bad[0]} is not a strptime directive",
-                          path, "use directives such as %Y %m %d %H %M %S %f (see DuckDB's strptime)")
-        elif config.engine.name == "spark":
-            from retail_etl.engines.sql import strptime_pattern
+        for fmt in getattr(spec, "formats", ()):
+            yield from _one_format_problems(fmt, ("columns", canonical, "format"), config)
 
-            try:
-                strptime_pattern(fmt)
-            except ConfigError as exc:
-                yield Problem(exc.message, path, exc.hint)
+
+def _one_format_problems(fmt: str, path: tuple[str, ...], config: Config) -> Iterator[Problem]:
+    bad = [d for d in re.findall(r"%-?(.)", fmt) if d not in DUCKDB_DIRECTIVES]
+    if bad:
+        yield Problem(f"date format {fmt!r}: %{bad[0]} is not a strptime directive",
+                      path, "use directives such as %Y %m %d %H %M %S %f (see DuckDB's strptime)")
+    elif config.engine.name == "spark":
+        from retail_etl.engines.sql import strptime_pattern
+
+        try:
+            strptime_pattern(fmt)
+        except ConfigError as exc:
+            yield Problem(exc.message, path, exc.hint)
 
 
 # -- CustomSql: a single SELECT over `primary` (and the reference tables) and known columns -------

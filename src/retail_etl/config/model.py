@@ -79,6 +79,9 @@ class CsvOptions(_Strict):
     encoding: str = "utf-8"
     decimal_separator: str = "."
     thousands_separator: str | None = None
+    exponent: bool = Field(
+        False, description="Numbers may be written in scientific notation (1.5e3); off, such a value is quarantined."
+    )
     null_values: tuple[str, ...] = ("",)
     skip_rows: int = Field(0, ge=0, description="Lines to skip before the header (titles, banners).")
     column_names: tuple[str, ...] | None = Field(
@@ -116,10 +119,39 @@ class CsvOptions(_Strict):
 class ColumnSpec(_Strict):
     """Where a canonical column comes from in the source, and how to parse it."""
 
-    column: str
-    format: str | None = Field(
-        None, description="strftime-style format for dates and timestamps, e.g. '%d/%m/%Y %H:%M'."
+    column: str | None = Field(None, description="The source column (or give date and time).")
+    date: str | None = Field(None, description="With time: a timestamp from a date column and a time column.")
+    time: str | None = Field(None, description="With date: the time column; their values are joined by a space.")
+    format: str | tuple[str, ...] | None = Field(
+        None, description="strftime-style format for dates and timestamps, e.g. '%d/%m/%Y %H:%M'; "
+        "a list of formats is tried in order.",
     )
+    expr: str | None = Field(
+        None, description="SQL over `value` (the source text, trimmed), applied before the value is parsed, "
+        "e.g. regexp_replace(value, '\\.0$', '').",
+    )
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> ColumnSpec:
+        if (self.column is None) == (self.date is None and self.time is None):
+            raise ValueError("give either column, or date and time")
+        if (self.date is None) != (self.time is None):
+            raise ValueError("date and time go together")
+        if isinstance(self.format, tuple) and not self.format:
+            raise ValueError("format: give at least one pattern")
+        return self
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The declared formats, in the order they are tried (none: ISO)."""
+        if self.format is None:
+            return ()
+        return (self.format,) if isinstance(self.format, str) else self.format
+
+    @property
+    def source_columns(self) -> tuple[str, ...]:
+        """The source columns this mapping reads."""
+        return (self.column,) if self.column is not None else (self.date or "", self.time or "")
 
 
 class Standardize(_Strict):

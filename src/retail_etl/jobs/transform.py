@@ -22,7 +22,15 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from retail_etl.engines.base import Engine
-from retail_etl.model import LINEAGE_COLUMNS, PRODUCT_ATTRIBUTES, SALES, Scales, amount_type, price_type
+from retail_etl.model import (
+    LINEAGE_COLUMNS,
+    PRODUCT_ATTRIBUTES,
+    QUANTITY_OPERAND,
+    SALES,
+    Scales,
+    amount_type,
+    price_type,
+)
 from retail_etl.quoting import ident, idents, lit
 
 UNKNOWN = "UNKNOWN"
@@ -146,7 +154,7 @@ def transform(
         SELECT {line_columns},
                p.product_id IS NOT NULL AS _known, {attrs}, p.list_price,
                CAST(coalesce(d.unit_cost, p.unit_cost) AS {price}) AS unit_cost,
-               CAST(coalesce(d.cost_amount, round(d.quantity * p.unit_cost, {lines})) AS {amount}) AS cost_amount,
+               CAST(coalesce(d.cost_amount, round(CAST(d.quantity AS {QUANTITY_OPERAND}) * p.unit_cost, {lines})) AS {amount}) AS cost_amount,
                d.margin AS _line_margin
         FROM {deduped} d LEFT JOIN {products} p ON d.product_id = p.product_id
         """,

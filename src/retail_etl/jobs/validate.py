@@ -264,7 +264,9 @@ def _row_checks(
     checks: list[_Check] = []
     for i, (check_id, _, _) in enumerate(parse_failures(plan)):
         column = exp.column(f"_parse_{i}")
-        checks.append(_Check(check_id, f"{check_id.split('.', 1)[1]} parses", "quarantine", "parse",
+        kind, column_name = check_id.split(".", 1)
+        what = f"{column_name} fits its type" if kind == "Range" else f"{column_name} parses"
+        checks.append(_Check(check_id, what, "quarantine", "parse",
                              column.is_(exp.null()), column, len(checks)))
     for col in partition_by:
         ref = exp.column(col, quoted=True)

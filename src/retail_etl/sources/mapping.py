@@ -30,6 +30,8 @@ from retail_etl.model import (
     ENTITIES,
     RATE_SCALE,
     CanonicalColumn,
+    QUANTITY,
+    QUANTITY_OPERAND,
     Entity,
     Scales,
     amount_type,
@@ -50,10 +52,20 @@ class ParseCheck:
     """A mapped, typed column: present in the source but not parseable means the row is quarantined."""
 
     column: str
-    source_column: str
+    source_column: str  # as the message names it
     type: str
-    format: str | None
+    formats: tuple[str, ...]
     parsed: exp.Expression  # the parse alone, before any default fills a blank
+    text: exp.Expression  # the source text the parse reads (blank: nothing to parse)
+
+
+@dataclass(frozen=True)
+class RangeCheck:
+    """A derived column: a value that its column type cannot hold means the row is quarantined."""
+
+    column: str
+    type: str
+    value: exp.Expression  # the formula before it is typed
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,7 @@ class SourcePlan:
     columns: dict[str, exp.Expression]  # canonical name -> typed expression over raw columns
     raw_columns: tuple[str, ...]  # source columns the mapping reads (must exist in every file)
     parse_checks: tuple[ParseCheck, ...]
+    range_checks: tuple[RangeCheck, ...] = ()
 
     def projection(self) -> list[exp.Expression]:
         """``expr AS canonical_name`` for every canonical column, in model order."""
@@ -121,7 +134,8 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
         spec = source.column_spec(col.name) if col.name in canonical else _attribute_column(attributes[col.name])
         if spec is not None:
             read_as = _read_type(col.name, col.kind, col.type, source)
-            parsed = _parse_expr(raw_col(spec.column), col.name, read_as, spec.format, source)
+            text = _source_text(spec, col.name)
+            parsed = _parse_expr(text, col.name, read_as, spec.formats, source)
             if col.name == "discount_rate" and source.money.discount_rate == "percent":
                 parsed = exp.Mul(this=parsed, expression=exp.cast(exp.Literal.number("0.01"), "DECIMAL(3,2)"))
             if read_as != col.type:  # exp.cast would keep a DECIMAL as it is, whatever its scale
@@ -132,7 +146,8 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
                 parsed if fill is None else exp.Coalesce(this=parsed.copy(), expressions=[exp.cast(literal(fill), col.type)])
             )
             if col.type != "VARCHAR":
-                checks.append(ParseCheck(col.name, spec.column, col.type, spec.format, parsed.copy()))
+                checks.append(ParseCheck(col.name, " + ".join(spec.source_columns), col.type, spec.formats,
+                                         parsed.copy(), text.copy()))
         elif col.name in source.defaults:
             base[col.name] = exp.cast(literal(source.defaults[col.name]), col.type)
 
@@ -147,8 +162,9 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
             continue
         where = ("derived", col.name) if col.name in source.derived else ("columns",)
         formulas[col.name] = _parse_formula(text, where, known)
+    source_refs = [c.name for f in formulas.values() for c in f.find_all(exp.Column, bfs=False) if _is_source_ref(c)]
 
-    resolved = _resolve(base, formulas, entity)
+    resolved, ranges = _resolve(base, formulas, entity)
     for col in entity.columns:
         if col.name not in resolved:
             if col.required:
@@ -167,9 +183,10 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
         if key not in known:
             raise MappingError(f"key column {key!r} is not canonical", ("key",), hint=_did_you_mean(key, entity.names))
 
-    raw = tuple(dict.fromkeys([*(s.column for s in (source.column_spec(c) for c in source.columns) if s),
-                               *(a.column for a in attributes.values())]))
-    return SourcePlan(name, entity, resolved, raw, tuple(checks))
+    mapped = (source.column_spec(c) for c in source.columns)
+    raw = tuple(dict.fromkeys([*(c for spec in mapped if spec for c in spec.source_columns),
+                               *(a.column for a in attributes.values()), *source_refs]))
+    return SourcePlan(name, entity, resolved, raw, tuple(checks), tuple(ranges))
 
 
 def attribute_columns(sources: Iterable[SourceConfig]) -> list[tuple[str, str]]:
@@ -202,11 +219,12 @@ def parse_failures(plan: SourcePlan) -> list[tuple[str, exp.Expression, exp.Expr
     """``(check_id, passes, message)`` for each typed mapped column: text present but not parseable fails."""
     out = []
     for check in plan.parse_checks:
-        raw = raw_col(check.source_column)
+        raw = check.text
         present = exp.and_(exp.not_(raw.is_(exp.null())), exp.NEQ(this=exp.Trim(this=raw), expression=exp.Literal.string("")))
         parsed_ok = exp.not_(check.parsed.copy().is_(exp.null()))
         passes = exp.or_(exp.not_(exp.paren(present)), exp.paren(parsed_ok))
-        expected = f"a date/time in format {check.format}" if check.format else _type_words(check.type)
+        expected = (f"a date/time in format {' or '.join(check.formats)}" if check.formats
+                    else _type_words(check.type))
         message = exp.Concat(
             expressions=[
                 exp.Literal.string(f"{check.column}: '"),
@@ -215,6 +233,11 @@ def parse_failures(plan: SourcePlan) -> list[tuple[str, exp.Expression, exp.Expr
             ]
         )
         out.append((f"Parse.{check.column}", passes, message))
+    for check in plan.range_checks:
+        fits = _fits(check.value, check.type)
+        passes = exp.or_(check.value.copy().is_(exp.null()), exp.paren(fits))
+        message = exp.Literal.string(f"{check.column} overflows {check.type}")
+        out.append((f"Range.{check.column}", passes, message))
     return out
 
 
@@ -231,8 +254,10 @@ def _read_type(name: str, kind: str | None, table_type: str, source: SourceConfi
 
 
 def _type_words(sql_type: str) -> str:
+    if sql_type.startswith(("INTEGER", "BIGINT")):
+        return f"a whole number that fits {sql_type}"
     if sql_type.startswith(NUMERIC_PREFIXES):
-        return "a number"
+        return f"a number that fits {sql_type} (scientific notation only with csv.exponent: true)"
     if sql_type == "DATE":
         return "an ISO date (YYYY-MM-DD); set a format for this column"
     if sql_type == "TIMESTAMP":
@@ -240,8 +265,28 @@ def _type_words(sql_type: str) -> str:
     return f"a valid {sql_type}"
 
 
+def _source_text(spec: ColumnSpec, name: str) -> exp.Expression:
+    """The source text a mapped column reads: its column, or date and time joined by a space,
+    through the mapping's ``expr`` over ``value`` if it has one."""
+    if spec.column is not None:
+        text: exp.Expression = raw_col(spec.column)
+    else:
+        date = exp.DPipe(this=exp.Trim(this=raw_col(spec.date or "")), expression=exp.Literal.string(" "))
+        text = exp.DPipe(this=date, expression=exp.Trim(this=raw_col(spec.time or "")))
+    if spec.expr is None:
+        return text
+    where = ("columns", name, "expr")
+    expr = _parse_scalar(spec.expr, where, "a column's expr is computed from its source text, e.g. upper(value)")
+    for col in expr.find_all(exp.Column):
+        if col.table or col.name != "value":
+            raise MappingError(f"expr {spec.expr!r} uses {col.sql()!r}; it can use only value (the source text)",
+                               where, hint="write the expression over value, e.g. regexp_replace(value, '\\.0$', '')")
+    trimmed = exp.Trim(this=text)
+    return exp.paren(expr.transform(lambda n: trimmed.copy() if isinstance(n, exp.Column) else n))
+
+
 def _parse_expr(
-    raw: exp.Expression, name: str, sql_type: str, fmt: str | None, source: SourceConfig
+    raw: exp.Expression, name: str, sql_type: str, formats: tuple[str, ...], source: SourceConfig
 ) -> exp.Expression:
     text = exp.Trim(this=raw)
     if sql_type == "VARCHAR":
@@ -265,47 +310,118 @@ def _parse_expr(
             num = exp.func("REPLACE", num, exp.Literal.string(csv.thousands_separator), exp.Literal.string(""))
         if csv.decimal_separator != ".":
             num = exp.func("REPLACE", num, exp.Literal.string(csv.decimal_separator), exp.Literal.string("."))
-        return exp.TryCast(this=num, to=exp.DataType.build(sql_type))
+        return _checked_number(num, sql_type, exponent=csv.exponent)
     if sql_type in ("DATE", "TIMESTAMP"):
-        if fmt:
+        if formats:
             cls = exp.StrToDate if sql_type == "DATE" else exp.StrToTime
-            return cls(this=text, format=exp.Literal.string(fmt), safe=True)
+            tries = [cls(this=text.copy(), format=exp.Literal.string(f), safe=True) for f in formats]
+            return tries[0] if len(tries) == 1 else exp.Coalesce(this=tries[0], expressions=tries[1:])
         return exp.TryCast(this=text, to=exp.DataType.build(sql_type))
     raise MappingError(f"unsupported canonical type {sql_type}", ("columns", name))
 
 
-def _parse_formula(text: str, where: tuple[str, ...], known: set[str]) -> exp.Expression:
+_INTEGER_TEXT = r"^[+-]?[0-9]+$"
+_DECIMAL_TEXT = r"^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)$"
+_EXPONENT_TEXT = r"^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+#: Wide enough to hold exactly any number a DECIMAL column of the model can hold, and more places.
+_EXACT = "DECIMAL(38,18)"
+
+
+def _checked_number(num: exp.Expression, sql_type: str, *, exponent: bool) -> exp.Expression:
+    """``num`` (text with a ``.`` decimal point and no thousands separator) as ``sql_type``, or NULL
+    when it is not written in the source's number format: an integer column takes digits only (no
+    ``1.5``), no format takes ``_`` between digits, scientific notation only where the source
+    declares ``exponent: true``, and then only a value the column holds exactly (``1e-7`` is not
+    0.0000)."""
+    to = exp.DataType.build(sql_type)
+    integer = to.is_type(*exp.DataType.INTEGER_TYPES)
+    pattern = _INTEGER_TEXT if integer else _EXPONENT_TEXT if exponent else _DECIMAL_TEXT
+    ok: exp.Expression = exp.RegexpLike(this=num.copy(), expression=exp.Literal.string(pattern))
+    typed_value = exp.TryCast(this=num.copy(), to=to)
+    if exponent and to.is_type(exp.DataType.Type.DECIMAL):
+        exact = exp.TryCast(this=num.copy(), to=exp.DataType.build(_EXACT))
+        ok = exp.and_(ok, exp.EQ(this=typed_value.copy(), expression=exact))
+    return exp.Case(ifs=[exp.If(this=ok, true=typed_value)])
+
+
+def _fits(value: exp.Expression, sql_type: str) -> exp.Expression | None:
+    """A condition true when ``value`` rounds into ``sql_type`` (a DECIMAL) without overflow;
+    None for other types."""
+    to = exp.DataType.build(sql_type)
+    if not to.is_type(exp.DataType.Type.DECIMAL) or len(to.expressions) != 2:
+        return None
+    precision, scale = (int(e.name) for e in to.expressions)
+    # Rounding half away from zero: |v| < 10^(p-s) - 0.5 * 10^-s keeps p digits.
+    integer_digits = "9" * (precision - scale) or "0"
+    bound = f"{integer_digits}.{'9' * scale}5" if scale else f"{integer_digits}.5"
+    return exp.LT(this=exp.Abs(this=value.copy()), expression=exp.Literal.number(bound))
+
+
+#: The namespace of a source's own columns in derived formulas: ``source."Coupon Discount"``.
+SOURCE_NAMESPACE = "source"
+
+
+def _is_source_ref(col: exp.Column) -> bool:
+    return col.table.casefold() == SOURCE_NAMESPACE
+
+
+def _parse_scalar(text: str, where: tuple[str, ...], hint: str) -> exp.Expression:
     try:
         expr = sqlglot.parse_one(text, dialect="duckdb")
     except ParseError as exc:
         raise MappingError(f"cannot parse SQL expression {text!r}: {exc.errors[0]['description']}", where) from None
     bad = expr.find(exp.Query, exp.Alias, exp.Star, exp.AggFunc, exp.Window)
     if bad is not None:
-        raise MappingError(
-            f"{text!r} is not a scalar expression (found {bad.key}: {bad.sql()!r})",
-            where,
-            hint="a derived column is computed from the canonical columns of one row, e.g. quantity * unit_price",
-        )
+        raise MappingError(f"{text!r} is not a scalar expression (found {bad.key}: {bad.sql()!r})", where, hint=hint)
+    return expr
+
+
+def _parse_formula(text: str, where: tuple[str, ...], known: set[str]) -> exp.Expression:
+    expr = _parse_scalar(
+        text, where, "a derived column is computed from the canonical columns of one row, e.g. quantity * unit_price")
     for col in expr.find_all(exp.Column):
-        if col.name not in known:
+        if _is_source_ref(col):
+            continue
+        if col.table or col.name not in known:
             raise MappingError(
-                f"expression {text!r} uses {col.name!r}, which is not a canonical column",
+                f"expression {text!r} uses {col.sql()!r}, which is not a canonical column",
                 where,
-                hint="derived expressions are written over canonical column names",
+                hint=_did_you_mean(col.name, sorted(known))
+                + f'derived expressions use canonical names, and {SOURCE_NAMESPACE}."<column>" for the source\'s own '
+                "columns (their text, trimmed, NULL when blank)",
             )
     return expr
 
 
+def _operand(name: str, value: exp.Expression, entity: Entity) -> exp.Expression:
+    """A resolved column as it enters a formula: a quantity is widened (see ``QUANTITY_OPERAND``)."""
+    if entity.column(name).type == QUANTITY:
+        return exp.Cast(this=exp.paren(value.copy()), to=exp.DataType.build(QUANTITY_OPERAND))
+    return exp.paren(value.copy())
+
+
+def _inline(node: exp.Expression, resolved: dict[str, exp.Expression], entity: Entity) -> exp.Expression:
+    if not isinstance(node, exp.Column):
+        return node
+    if _is_source_ref(node):
+        return exp.Nullif(this=exp.Trim(this=raw_col(node.name)), expression=exp.Literal.string(""))
+    return _operand(node.name, resolved[node.name], entity)
+
+
 def _resolve(
     base: dict[str, exp.Expression], formulas: dict[str, exp.Expression], entity: Entity
-) -> dict[str, exp.Expression]:
-    """Inline formulas over already-resolved columns until all are resolved (or a cycle is found)."""
+) -> tuple[dict[str, exp.Expression], list[RangeCheck]]:
+    """Inline formulas over already-resolved columns until all are resolved (or a cycle is found).
+
+    A formula's value that its column's DECIMAL type cannot hold becomes NULL (never an engine
+    error) and gets a :class:`RangeCheck`."""
     resolved = dict(base)
+    ranges: list[RangeCheck] = []
     pending = dict(formulas)
     while pending:
         progress = False
         for name, formula in list(pending.items()):
-            deps = {c.name for c in formula.find_all(exp.Column)}
+            deps = {c.name for c in formula.find_all(exp.Column) if not _is_source_ref(c)}
             if any(d not in resolved for d in deps):
                 if all(d in resolved or d in pending for d in deps):
                     continue
@@ -313,10 +429,14 @@ def _resolve(
                 del pending[name]
                 progress = True
                 continue
-            inlined = formula.copy().transform(
-                lambda node: exp.paren(resolved[node.name].copy()) if isinstance(node, exp.Column) else node
-            )
-            resolved[name] = exp.cast(inlined, entity.column(name).type)
+            inlined = formula.copy().transform(lambda node: _inline(node, resolved, entity))
+            col_type = entity.column(name).type
+            fits = _fits(inlined, col_type)
+            typed_value = exp.cast(inlined, col_type)
+            if fits is not None:
+                typed_value = exp.Case(ifs=[exp.If(this=fits, true=typed_value)])
+                ranges.append(RangeCheck(name, col_type, inlined.copy()))
+            resolved[name] = typed_value
             del pending[name]
             progress = True
         if not progress:
@@ -324,7 +444,7 @@ def _resolve(
                 f"derived columns depend on each other in a cycle: {', '.join(sorted(pending))}",
                 ("derived",),
             )
-    return resolved
+    return resolved, ranges
 
 
 def _did_you_mean(word: str, options: list[str]) -> str:
