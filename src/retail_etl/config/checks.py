@@ -185,14 +185,14 @@ def marts_problems(config: Config) -> Iterator[Problem]:
         elif name in analytics.MARTS or name in _LAKE_TABLES:
             yield Problem(f"mart name {name!r} is a table the pipeline already writes", where,
                           "choose another name")
-        for column in mart.grain:
+        for column in dict.fromkeys(mart.grain):
             if column not in columns:
                 yield Problem(f"mart {name!r}: unknown grain column {column!r}", (*where, "grain"),
                               _did_you_mean(column, columns, "a canonical column of sales_enriched "
                                             "or a declared attribute"))
         for column in {c for c in mart.grain if mart.grain.count(c) > 1}:
             yield Problem(f"mart {name!r}: grain column {column!r} is listed twice", (*where, "grain"))
-        for measure in mart.measures:
+        for measure in dict.fromkeys(mart.measures):
             if measure not in measures:
                 yield Problem(f"mart {name!r}: unknown measure {measure!r}", (*where, "measures"),
                               _did_you_mean(measure, measures, "a measure of docs/metrics.md"))
