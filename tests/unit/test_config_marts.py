@@ -59,7 +59,8 @@ def test_every_mart_problem_is_reported_at_once(scaffold_config: Path) -> None:
 def test_a_declared_attribute_is_a_grain_column(scaffold_config: Path) -> None:
     text = scaffold_config.read_text()
     assert "    entity: sales\n" in text
-    scaffold_config.write_text(text.replace("    entity: sales\n", "    entity: sales\n    attributes: {region: store}\n", 1))
+    declared = text.replace("    entity: sales\n", "    entity: sales\n    attributes: {region: store}\n", 1)
+    scaffold_config.write_text(declared)
     config = load_config(_with_marts(scaffold_config, "  m: {grain: [region], time: all, measures: [lines]}\n"), env={})
     assert config.marts["m"].grain == ("region",)
 

@@ -1,6 +1,7 @@
-"""Analytics marts: daily aggregates over ``sales_enriched`` (pure SQL definitions).
+"""Analytics marts: aggregates over ``sales_enriched`` (pure SQL definitions), the four daily
+defaults and the marts declared in configuration (a grain, a time grain, measures by name).
 
-Every measure is defined once here; ``docs/metrics.md`` states the same definitions in words.
+Every measure is defined once here (:data:`MEASURES`); ``docs/metrics.md`` states the same definitions in words.
 Returns (``is_return``) are lines with a negative quantity in a source that allows returns.
 - units_sold      = sum(quantity) of sale lines;  units_returned = -sum(quantity) of return lines
 - gross_revenue   = sum(gross_amount) of sale lines (gross_amount = net_amount + discount_amount)
