@@ -97,7 +97,7 @@ def _lines(files: dict[str, list[list[str]]]) -> list[dict]:
                 "region": r["region"], "customer_id": None, "quantity": qty, "net_amount": net,
                 "discount_amount": Decimal(0), "gross_amount": net, "margin": margin,
                 "cost_amount": None if margin is None else net - margin, "is_return": qty < 0,
-                "period_start": day.replace(day=1),
+                "month_start": day.replace(day=1),
                 "week_start": day - dt.timedelta(days=day.weekday()),
             })
     return out
@@ -106,7 +106,7 @@ def _lines(files: dict[str, list[list[str]]]) -> list[dict]:
 def _expected(lines: list[dict], mart: str) -> list[dict]:
     """The oracle's figures of ``mart``: the lines grouped by period start and grain."""
     spec = yaml.safe_load(CONFIG)["marts"][mart]
-    period, column = {"month": ("period_start", "period_start"), "week": ("week_start", "period_start"),
+    period, column = {"month": ("month_start", "month_start"), "week": ("week_start", "week_start"),
                       "day": ("sale_date", "sale_date"), "all": (None, None)}[spec.get("time", "day")]
     grain = ((period,) if period else ()) + tuple(spec["grain"])
     names = ((column,) if column else ()) + tuple(spec["grain"])
@@ -160,7 +160,7 @@ def test_the_second_file_recomputed_february_and_added_april(lakes: tuple[Path, 
     table = Lake(config).catalog.load("region_category_month")
     commits = [s for s in table.snapshots() if s.summary and s.summary.get("added-data-files")]
     assert len(commits) == 2
-    months = {r["period_start"] for r in _table(split, "region_category_month")}
+    months = {r["month_start"] for r in _table(split, "region_category_month")}
     assert months == {dt.date(2024, m, 1) for m in (1, 2, 3, 4)}
 
 
@@ -200,7 +200,29 @@ def test_re_deriving_journaled_dates_again_changes_nothing(lakes, tmp_path: Path
     lake = Lake(config)
     lake.state.add_pending_dates(STAGE, [dt.date(2024, 2, 10), dt.date(2024, 4, 2)], "again")
     result = analytics_step(config, lake, "again", RunInputs())
-    assert result.marts["region_category_month"] == len({(r["period_start"], r["region"], r["category"])
+    assert result.marts["region_category_month"] == len({(r["month_start"], r["region"], r["category"])
                                                           for r in before["region_category_month"]
-                                                          if r["period_start"].month in (2, 4)})
+                                                          if r["month_start"].month in (2, 4)})
     assert {mart: _table(project, mart) for mart in MARTS} == before
+
+
+def test_a_changed_declaration_on_an_existing_mart_is_refused(lakes, tmp_path: Path) -> None:
+    from retail_etl.errors import ConfigError
+
+    whole, _ = lakes
+    project = tmp_path / "changed"
+    shutil.copytree(whole, project)
+    before = _table(project, "store_all_time")
+    config = project / "retail-etl.yaml"
+    config.write_text(CONFIG.replace("measures: [net_revenue, transactions, returns_amount]",
+                                     "measures: [net_revenue, transactions]"))
+    _write(project / "data" / "c.csv", _rows(random.Random(3), "C", [dt.date(2024, 3, 5)], 6))
+    with pytest.raises(ConfigError, match="mart 'store_all_time' exists with columns store_id, net_revenue, "
+                                          "transactions, returns_amount, but its declaration now gives "
+                                          "store_id, net_revenue, transactions"):
+        run(load_config(config, env={}))
+    config.write_text(CONFIG)
+    assert _table(project, "store_all_time") == before
+    run(load_config(config, env={}))
+    after = _table(project, "store_all_time")
+    assert sum(r["transactions"] for r in after) > sum(r["transactions"] for r in before)

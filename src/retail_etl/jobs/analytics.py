@@ -148,7 +148,7 @@ _PERIOD_START = {
 
 def period_column(time: str) -> str | None:
     """The period column of a declared mart of time grain ``time`` (its partition), None for ``all``."""
-    return None if time == "all" else "sale_date" if time == "day" else "period_start"
+    return {"day": "sale_date", "week": "week_start", "month": "month_start"}.get(time)
 
 
 def period_start(time: str, day: dt.date) -> dt.date:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, GreaterThanOrEqual, In, LessThanOrEqual
 
 from retail_etl.config.model import Config, MartConfig
+from retail_etl.errors import ConfigError
 from retail_etl.jobs import analytics
 from retail_etl.lake.lake import Lake
 from retail_etl.pipeline import relations
@@ -59,12 +60,26 @@ def analytics_step(
             plan = plans[name]
             lines = _lines(io, enriched, plan.days)
             query = analytics.declared_query(mart.grain, mart.time, mart.measures, ident(lines), scales=scales)
+            _check_unchanged(lake, name, [f.name for f in engine.schema(query)])
             files = io.write(name, query, ANALYTICS, "marts", partition_by=plan.partition_by)
             io.stage(name, files, [plan.replace])
             marts[name] = io.rows_written(name, "marts")
         io.commit()
     lake.state.clear_pending_dates(STAGE, dates)
     return AnalyticsResult(dates, marts)
+
+
+def _check_unchanged(lake: Lake, name: str, columns: list[str]) -> None:
+    """Refuse a declared mart whose table was written under another declaration: only the periods a
+    run re-derives would follow the new one."""
+    table = lake.catalog.load(name)
+    existing = [f.name for f in table.schema().fields] if table is not None else columns
+    if existing != columns:
+        raise ConfigError(
+            f"mart {name!r} exists with columns {', '.join(existing)}, but its declaration now gives "
+            f"{', '.join(columns)}", ("marts", name),
+            hint="declare the new definition under a new name (the next run builds it from all lines), "
+                 "or restore the earlier one")
 
 
 @dataclass(frozen=True)
