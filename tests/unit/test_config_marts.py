@@ -69,3 +69,15 @@ def test_a_declared_attribute_is_a_grain_column(scaffold_config: Path) -> None:
 def test_an_unknown_time_grain_is_refused(scaffold_config: Path, time: str) -> None:
     error = _error(_with_marts(scaffold_config, f"  m: {{grain: [category], time: {time}, measures: [lines]}}\n"))
     assert "marts.m.time" in str(error)
+
+
+def test_a_grain_column_named_like_the_period_or_a_measure_is_refused(scaffold_config: Path) -> None:
+    text = scaffold_config.read_text()
+    declared = text.replace("    entity: sales\n",
+                            "    entity: sales\n    attributes: {month_start: store, lines: channel}\n", 1)
+    scaffold_config.write_text(declared)
+    error = _error(_with_marts(scaffold_config, (
+        "  m: {grain: [month_start, lines], time: month, measures: [lines]}\n"
+    )))
+    assert "'lines' would be two columns of the mart" in str(error)
+    assert "'month_start' would be two columns of the mart" in str(error)

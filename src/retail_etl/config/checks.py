@@ -192,6 +192,10 @@ def marts_problems(config: Config) -> Iterator[Problem]:
                                             "or a declared attribute"))
         for column in {c for c in mart.grain if mart.grain.count(c) > 1}:
             yield Problem(f"mart {name!r}: grain column {column!r} is listed twice", (*where, "grain"))
+        period = analytics.period_column(mart.time)
+        for column in sorted(set(mart.grain) & {*mart.measures, *([period] if period else [])}):
+            yield Problem(f"mart {name!r}: {column!r} would be two columns of the mart", (*where, "grain"),
+                          "a grain column may not be named like a measure or the period column")
         for measure in dict.fromkeys(mart.measures):
             if measure not in measures:
                 yield Problem(f"mart {name!r}: unknown measure {measure!r}", (*where, "measures"),
