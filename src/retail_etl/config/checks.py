@@ -104,6 +104,7 @@ def config_problems(config: Config) -> Iterator[Problem]:
             if sql is not None:
                 for message, hint in custom_sql_problems(sql, source, config):
                     yield Problem(f"rule {rule.rule.text!r}: {message}", rule_path, hint)
+    yield from marts_problems(config)
     yield from extras_problems(config)
 
 
@@ -237,6 +238,53 @@ def _custom_sql_schema(source: SourceConfig, config: Config) -> dict[str, dict[s
     if source.entity == "sales" and config.sources_of("products"):
         schema["products"] = {c.name: c.type for c in ENTITIES["products"].columns}
     return schema
+
+
+# -- declared marts: names, grain columns and measures ---------------------------------------------
+
+#: Tables of the lake a declared mart may not replace.
+_LAKE_TABLES = ("sales_validated", "sales_enriched", "sales_quarantine", "products", "products_quarantine",
+                "quality_runs", "quality_metrics")
+_TABLE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def marts_problems(config: Config) -> Iterator[Problem]:
+    """A declared mart with an unusable table name, an unknown grain column or an unknown measure."""
+    from retail_etl.jobs import analytics
+
+    attributes = {n for s in config.sources_of("sales").values() for n in s.attribute_specs()}
+    columns = [*analytics.GRAIN_COLUMNS, *sorted(attributes)]
+    measures = list(analytics.MEASURES)
+    for name, mart in config.marts.items():
+        where = ("marts", name)
+        if not _TABLE_NAME.fullmatch(name) or len(name) > 64:
+            yield Problem(f"mart name {name!r} is not a table name", where,
+                          "use lower-case letters, digits and _, starting with a letter (at most 64)")
+        elif name in analytics.MARTS or name in _LAKE_TABLES:
+            yield Problem(f"mart name {name!r} is a table the pipeline already writes", where,
+                          "choose another name")
+        for column in dict.fromkeys(mart.grain):
+            if column not in columns:
+                yield Problem(f"mart {name!r}: unknown grain column {column!r}", (*where, "grain"),
+                              _did_you_mean(column, columns, "a canonical column of sales_enriched "
+                                            "or a declared attribute"))
+        for column in {c for c in mart.grain if mart.grain.count(c) > 1}:
+            yield Problem(f"mart {name!r}: grain column {column!r} is listed twice", (*where, "grain"))
+        period = analytics.period_column(mart.time)
+        for column in sorted(set(mart.grain) & {*mart.measures, *([period] if period else [])}):
+            yield Problem(f"mart {name!r}: {column!r} would be two columns of the mart", (*where, "grain"),
+                          "a grain column may not be named like a measure or the period column")
+        for measure in dict.fromkeys(mart.measures):
+            if measure not in measures:
+                yield Problem(f"mart {name!r}: unknown measure {measure!r}", (*where, "measures"),
+                              _did_you_mean(measure, measures, "a measure of docs/metrics.md"))
+        for measure in {m for m in mart.measures if mart.measures.count(m) > 1}:
+            yield Problem(f"mart {name!r}: measure {measure!r} is listed twice", (*where, "measures"))
+
+
+def _did_you_mean(name: str, names: list[str], what: str) -> str:
+    close = difflib.get_close_matches(name, names, n=1)
+    return (f"did you mean {close[0]!r}? " if close else "") + f"use {what}: {', '.join(names)}"
 
 
 # -- extras the configuration needs -----------------------------------------------------------------

@@ -524,6 +524,15 @@ class NotificationsConfig(_Strict):
     )
 
 
+class MartConfig(_Strict):
+    """A declared analytics mart over ``sales_enriched`` (see docs/metrics.md, *Declared marts*)."""
+
+    grain: tuple[str, ...] = Field((), description="Columns of sales_enriched or declared attributes to group by.")
+    time: Literal["day", "week", "month", "all"] = Field(
+        "day", description="Time grain: one row per group and day, ISO week, month, or over all time.")
+    measures: tuple[str, ...] = Field(min_length=1, description="Measure names from docs/metrics.md.")
+
+
 class Config(_Strict):
     """The whole ``retail-etl.yaml``."""
 
@@ -532,6 +541,7 @@ class Config(_Strict):
     sources: dict[str, SourceConfig]
     workflow: WorkflowConfig = WorkflowConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    marts: dict[str, MartConfig] = Field(default_factory=dict, description="Declared marts, by table name.")
     project_dir: Path = Field(Path("."), exclude=True, description="Set by the loader: the config file's folder.")
 
     def lake_root(self) -> str:
