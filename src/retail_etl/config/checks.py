@@ -272,7 +272,7 @@ def marts_problems(config: Config) -> Iterator[Problem]:
         for column in dict.fromkeys(mart.grain):
             if column not in columns:
                 yield Problem(f"mart {name!r}: unknown grain column {column!r}", (*where, "grain"),
-                              _did_you_mean(column, columns, "a canonical column of sales_enriched "
+                              _suggest(column, columns, "a canonical column of sales_enriched "
                                             "or a declared attribute"))
         for column in {c for c in mart.grain if mart.grain.count(c) > 1}:
             yield Problem(f"mart {name!r}: grain column {column!r} is listed twice", (*where, "grain"))
@@ -283,12 +283,12 @@ def marts_problems(config: Config) -> Iterator[Problem]:
         for measure in dict.fromkeys(mart.measures):
             if measure not in measures:
                 yield Problem(f"mart {name!r}: unknown measure {measure!r}", (*where, "measures"),
-                              _did_you_mean(measure, measures, "a measure of docs/metrics.md"))
+                              _suggest(measure, measures, "a measure of docs/metrics.md"))
         for measure in {m for m in mart.measures if mart.measures.count(m) > 1}:
             yield Problem(f"mart {name!r}: measure {measure!r} is listed twice", (*where, "measures"))
 
 
-def _did_you_mean(name: str, names: list[str], what: str) -> str:
+def _suggest(name: str, names: list[str], what: str) -> str:
     close = difflib.get_close_matches(name, names, n=1)
     return (f"did you mean {close[0]!r}? " if close else "") + f"use {what}: {', '.join(names)}"
 
