@@ -128,6 +128,16 @@ def test_custom_sql_on_an_unknown_column_suggests_the_canonical_one(scaffold_con
     assert "column 'quantty' is not in its tables" in message and "did you mean 'quantity'?" in message
 
 
+def test_custom_sql_may_name_source_columns_but_not_another_namespace(scaffold_config: Path) -> None:
+    _add_rule(scaffold_config, 'CustomSql "SELECT COUNT(*) FROM primary WHERE source.Coupon IS NOT NULL '
+                               'AND quantity < 0" = 0')
+    assert len(load_config(scaffold_config, env={}).sources["sales"].rules) == 14
+    _add_rule(scaffold_config, 'CustomSql "SELECT COUNT(*) FROM primary WHERE sorce.Coupon IS NOT NULL" = 0')
+    message = _message(scaffold_config)
+    assert "sources.sales.rules.13: rule 'CustomSql" in message and "sorce" in message
+    assert 'source."<column>" is a column of the file' in message
+
+
 @pytest.mark.parametrize("table", ["other.secrets", "read_csv_auto", "sales_validated", "main.primary"])
 def test_custom_sql_reads_only_primary_and_the_references(scaffold_config: Path, table: str) -> None:
     _add_rule(scaffold_config, f'CustomSql "SELECT COUNT(*) FROM {table}" < 10')

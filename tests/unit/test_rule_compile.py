@@ -9,6 +9,7 @@ import pytest
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
+from retail_etl.engines.sql import to_spark
 from retail_etl.errors import ConfigError, RuleSyntaxError
 from retail_etl.quality.compile import dataset_metric, dataset_passes, failure_message, row_check
 from retail_etl.quality.dqdl import parse_rule
@@ -185,3 +186,17 @@ def test_row_level_only_functions_reject_dataset_rules() -> None:
         failure_message(parse_rule('CustomSql "SELECT 1" = 1'))
     with pytest.raises(ValueError, match="order_by"):
         row_check(parse_rule('IsUnique "transaction_id"'), tables={})
+
+
+def test_custom_sql_reads_a_source_column_through_the_source_namespace(db: duckdb.DuckDBPyConnection) -> None:
+    rule = parse_rule('CustomSql "SELECT COUNT(*) FROM primary p WHERE source.\\"Coupon\\" IS NOT NULL '
+                      'AND SOURCE.coupon <> p.channel" = 1')
+    query = dataset_metric(rule, relation="coupons_v", tables=TABLES)
+    assert '"_source_coupon"' in query.sql(dialect="duckdb") and "source." not in query.sql(dialect="duckdb")
+    db.execute("CREATE TEMP TABLE coupons_v AS SELECT source_line, channel, "
+               "CASE source_line WHEN 1 THEN 'web' WHEN 2 THEN '5' WHEN 3 THEN '7' END AS \"_source_coupon\" "
+               "FROM sales_v")
+    (got,) = db.execute(query.sql(dialect="duckdb")).fetchone()  # type: ignore[misc]
+    assert got == 1  # line 2; line 1's coupon equals its channel, line 3 has no channel, 4-6 no coupon
+    assert dataset_passes(rule, got)
+    assert "`_source_coupon`" in to_spark(query.sql(dialect="duckdb"))

@@ -104,3 +104,14 @@ def test_sold_at_from_a_date_column_and_a_time_column() -> None:
 def test_column_spec_errors(spec: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         _source(columns={**_BASE, "sold_at": spec})
+
+
+def test_custom_sql_source_columns_are_carried_and_required_in_the_header() -> None:
+    source = _source(columns=_BASE, rules=[
+        {"rule": 'CustomSql "SELECT COUNT(*) FROM primary WHERE source.\\"Coupon\\" IS NOT NULL '
+                 'AND source.coupon <> source.\\"Store Name\\"" = 0', "severity": "warn"},
+        {"rule": 'CustomSql "SELECT COUNT(*) FROM primary WHERE source.Menge IS NULL" = 0', "severity": "warn"},
+    ])
+    plan = plan_source("s", source)
+    assert plan.carried == ("Coupon", "Store Name", "Menge")
+    assert plan.raw_columns == ("Bon", "Datum", "Filiale", "Artikel", "Menge", "Preis", "Coupon", "Store Name")

@@ -193,14 +193,19 @@ def _one_format_problems(fmt: str, path: tuple[str, ...], config: Config) -> Ite
 def custom_sql_problems(sql: str, source: SourceConfig, config: Config) -> list[tuple[str, str]]:
     """``(message, hint)`` for each table or column of a ``CustomSql`` query that the run would not
     have: the query sees ``primary`` (the source's canonical rows with ``source_file`` and
-    ``source_line``) and, for sales, ``products`` when a products source is declared."""
+    ``source_line``, and ``source."<column>"``, the text of a source column) and, for sales,
+    ``products`` when a products source is declared."""
     from sqlglot.optimizer.qualify import qualify
+
+    from retail_etl.sources.mapping import carried_column, with_source_columns
 
     schema = _custom_sql_schema(source, config)
     try:
         query = sqlglot.parse_one(sql, read="duckdb")
     except SqlglotError:
         return []  # the rule compiler reports unparsable SQL with its own message
+    query, named = with_source_columns(query)
+    schema[PRIMARY].update({carried_column(c): "VARCHAR" for c in named})
     ctes = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
     problems = []
     for table in query.find_all(exp.Table):
@@ -226,7 +231,8 @@ def custom_sql_problems(sql: str, source: SourceConfig, config: Config) -> list[
         close = difflib.get_close_matches(name, names, n=1) if name else []
         what = f"column {name!r} is not in its tables" if name else f"the query does not resolve: {exc}"
         problems.append((what, (f"did you mean {close[0]!r}? " if close else "")
-                         + f"{PRIMARY} has the canonical {source.entity} columns and {', '.join(_LINEAGE)}"))
+                         + f"{PRIMARY} has the canonical {source.entity} columns and {', '.join(_LINEAGE)}; "
+                         'source."<column>" is a column of the file'))
     return problems
 
 
@@ -266,7 +272,7 @@ def marts_problems(config: Config) -> Iterator[Problem]:
         for column in dict.fromkeys(mart.grain):
             if column not in columns:
                 yield Problem(f"mart {name!r}: unknown grain column {column!r}", (*where, "grain"),
-                              _did_you_mean(column, columns, "a canonical column of sales_enriched "
+                              _suggest(column, columns, "a canonical column of sales_enriched "
                                             "or a declared attribute"))
         for column in {c for c in mart.grain if mart.grain.count(c) > 1}:
             yield Problem(f"mart {name!r}: grain column {column!r} is listed twice", (*where, "grain"))
@@ -277,12 +283,12 @@ def marts_problems(config: Config) -> Iterator[Problem]:
         for measure in dict.fromkeys(mart.measures):
             if measure not in measures:
                 yield Problem(f"mart {name!r}: unknown measure {measure!r}", (*where, "measures"),
-                              _did_you_mean(measure, measures, "a measure of docs/metrics.md"))
+                              _suggest(measure, measures, "a measure of docs/metrics.md"))
         for measure in {m for m in mart.measures if mart.measures.count(m) > 1}:
             yield Problem(f"mart {name!r}: measure {measure!r} is listed twice", (*where, "measures"))
 
 
-def _did_you_mean(name: str, names: list[str], what: str) -> str:
+def _suggest(name: str, names: list[str], what: str) -> str:
     close = difflib.get_close_matches(name, names, n=1)
     return (f"did you mean {close[0]!r}? " if close else "") + f"use {what}: {', '.join(names)}"
 

@@ -27,7 +27,7 @@ from retail_etl.quality import compile as rules_sql
 from retail_etl.quality.ruleset import SourceRule
 from retail_etl.quoting import ident, idents, lit
 from retail_etl.sources.csv_reader import read_header
-from retail_etl.sources.mapping import SourcePlan, parse_failures
+from retail_etl.sources.mapping import SourcePlan, carried_column, parse_failures, source_value
 
 READ_RULE_ID = "Read.malformed"
 KEY_RULE_ID = "Key.duplicate"
@@ -243,6 +243,7 @@ def _build_canonical(engine: Engine, plan: SourcePlan, raw_tables: Mapping[str, 
     select = ", ".join(
         ["_source_file AS source_file", "_delivery_id AS delivery_id", "_source_line AS source_line", *fields]
         + [sql(e) for e in plan.projection()]
+        + [f"{sql(source_value(c))} AS {ident(carried_column(c))}" for c in plan.carried]
         + [sql(e) for e in parse]
     )
     canonical = engine.temp_name("canonical")
@@ -324,6 +325,7 @@ def _build_flagged(
     q_msgs = _failed_list(quarantine_ids, lambda c: exp.column(c.message_column))
     kept = ", ".join(
         ["source_file", "delivery_id", "source_line", *(ident(c.name) for c in plan.entity.columns)]
+        + [ident(carried_column(c)) for c in plan.carried]
         + [c.message_column for c in checks]
     )
     checked_rows = f"SELECT *, {sql(q_ids)} AS _failed_rules, {sql(q_msgs)} AS _messages FROM {checked}"

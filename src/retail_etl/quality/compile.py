@@ -29,6 +29,7 @@ from retail_etl.quality.dqdl import (
     Rule,
     Value,
 )
+from retail_etl.sources.mapping import with_source_columns
 
 _TYPES: dict[str, exp.DataType] = {
     name: exp.DataType.build(type_)
@@ -195,6 +196,7 @@ def _custom_query(rule: CustomSql, relation: str, tables: Mapping[str, str]) -> 
             f"rule {rule.text!r}: the CustomSql query must be a single SELECT returning one number",
             hint='e.g. CustomSql "SELECT COUNT(*) FROM primary WHERE quantity = 0" = 0',
         )
+    query, _ = with_source_columns(query)
     names = {name.lower(): target for name, target in {**tables, "primary": relation}.items()}
     for table in list(query.find_all(exp.Table)):
         target = None if table.db else names.get(table.name.lower())
@@ -208,7 +210,8 @@ def dataset_metric(rule: Rule, *, relation: str, tables: Mapping[str, str]) -> e
     """A query over ``relation`` returning the one number that ``dataset_passes`` judges.
 
     RowCount: the row count. CustomSql: the user's query, with the table ``primary``
-    replaced by ``relation`` and names in ``tables`` by their relations.
+    replaced by ``relation``, names in ``tables`` by their relations and ``source."<column>"``
+    by the column validation carries for it (:func:`retail_etl.sources.mapping.carried_column`).
     ReferentialIntegrity: the share of non-NULL values found in the reference table.
     Other rules: the share of rows passing :func:`row_check` (IsUnique: first occurrences
     and NULL keys over all rows). Shares of an empty relation are 1.0.

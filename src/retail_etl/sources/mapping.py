@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, SqlglotError
 
 from retail_etl.config.model import AttributeSpec, ColumnSpec, SourceConfig
 from retail_etl.errors import ConfigError
@@ -78,6 +78,7 @@ class SourcePlan:
     raw_columns: tuple[str, ...]  # source columns the mapping reads (must exist in every file)
     parse_checks: tuple[ParseCheck, ...]
     range_checks: tuple[RangeCheck, ...] = ()
+    carried: tuple[str, ...] = ()  # source columns CustomSql rules read (see :func:`carried_column`)
 
     def projection(self) -> list[exp.Expression]:
         """``expr AS canonical_name`` for every canonical column, in model order."""
@@ -186,7 +187,9 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
     mapped = (source.column_spec(c) for c in source.columns)
     raw = tuple(dict.fromkeys([*(c for spec in mapped if spec for c in spec.source_columns),
                                *(a.column for a in attributes.values()), *source_refs]))
-    return SourcePlan(name, entity, resolved, raw, tuple(checks), tuple(ranges))
+    carried = custom_sql_source_columns(source)
+    raw = tuple(dict.fromkeys([*raw, *carried]))
+    return SourcePlan(name, entity, resolved, raw, tuple(checks), tuple(ranges), carried)
 
 
 def attribute_columns(sources: Iterable[SourceConfig]) -> list[tuple[str, str]]:
@@ -362,7 +365,51 @@ SOURCE_NAMESPACE = "source"
 
 
 def _is_source_ref(col: exp.Column) -> bool:
-    return col.table.casefold() == SOURCE_NAMESPACE
+    return col.table.casefold() == SOURCE_NAMESPACE and not col.args.get("db")
+
+
+def source_value(column: str) -> exp.Expression:
+    """What ``source."<column>"`` stands for: the source column's text, trimmed, NULL when blank."""
+    return exp.Nullif(this=exp.Trim(this=raw_col(column)), expression=exp.Literal.string(""))
+
+
+def carried_column(column: str) -> str:
+    """The name under which validation carries :func:`source_value` of ``column`` next to the
+    canonical columns, for ``CustomSql`` queries (it cannot clash with a canonical name)."""
+    return f"_source_{column.casefold()}"
+
+
+def with_source_columns(query: exp.Expression) -> tuple[exp.Expression, tuple[str, ...]]:
+    """``query`` with each ``source."<column>"`` replaced by its :func:`carried_column`, and the
+    source columns so named (each once, case-insensitively)."""
+    named: dict[str, str] = {}
+
+    def carry(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and _is_source_ref(node):
+            named.setdefault(node.name.casefold(), node.name)
+            return exp.column(carried_column(node.name), quoted=True)
+        return node
+
+    return query.transform(carry), tuple(named.values())
+
+
+def custom_sql_source_columns(source: SourceConfig) -> tuple[str, ...]:
+    """The source columns that ``source``'s ``CustomSql`` rules name under the ``source`` namespace
+    (a rule or query that does not parse names none: its own check reports it)."""
+    from retail_etl.errors import RuleSyntaxError
+    from retail_etl.quality.dqdl import CustomSql, parse_rule
+
+    named: dict[str, str] = {}
+    for spec in source.rules:
+        try:
+            rule = parse_rule(spec.rule)
+            query = sqlglot.parse_one(rule.sql, read="duckdb") if isinstance(rule, CustomSql) else None
+        except (RuleSyntaxError, SqlglotError):
+            continue
+        if query is not None:
+            for column in with_source_columns(query)[1]:
+                named.setdefault(column.casefold(), column)
+    return tuple(named.values())
 
 
 def _parse_scalar(text: str, where: tuple[str, ...], hint: str) -> exp.Expression:
@@ -404,7 +451,7 @@ def _inline(node: exp.Expression, resolved: dict[str, exp.Expression], entity: E
     if not isinstance(node, exp.Column):
         return node
     if _is_source_ref(node):
-        return exp.Nullif(this=exp.Trim(this=raw_col(node.name)), expression=exp.Literal.string(""))
+        return source_value(node.name)
     return _operand(node.name, resolved[node.name], entity)
 
 
