@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from retail_etl.config.model import SourceConfig
 
 
 @dataclass(frozen=True)
@@ -226,3 +230,14 @@ LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("source_line", "BIGINT"),
     ("run_id", "VARCHAR"),
 )
+
+
+#: A reference's key is the column facts join it on: enforced before any join, never declared otherwise.
+REFERENCE_KEYS = {"products": ("product_id",)}
+
+
+def reference_key(source: SourceConfig) -> tuple[str, ...] | None:
+    """The key validation enforces on ``source``'s valid rows: a reference's join key (declared or
+    not); None for a fact source, whose key the transform enforces over all its deliveries."""
+    default = REFERENCE_KEYS.get(source.entity)
+    return (source.key or default) if default else None

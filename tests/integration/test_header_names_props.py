@@ -46,7 +46,8 @@ SALES = [
 ]
 TABLES = ("products", "sales_validated", "sales_quarantine", "sales_enriched", "daily_sales", "product_daily",
           "category_daily", "store_daily", "quality_runs")
-VOLATILE = {"run_id", "quarantined_at", "measured_at", "seconds"}
+# delivery_id derives from the file's sha256, which the header names change.
+VOLATILE = {"run_id", "quarantined_at", "measured_at", "seconds", "delivery_id"}
 PLAIN = {**{f"products.{k}": v for k, v in PRODUCT_COLUMNS.items()},
          **{f"sales.{k}": v for k, v in SALES_COLUMNS.items()}, "sales.sold_at": SOLD_AT}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from retail_etl.config.checks import reference_key
+from retail_etl.model import reference_key
 from retail_etl.config.loader import load_config
 from retail_etl.errors import ConfigError
 

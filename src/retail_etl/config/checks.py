@@ -21,7 +21,7 @@ from sqlglot.errors import OptimizeError, SqlglotError
 
 from retail_etl.config.model import Config, SourceConfig
 from retail_etl.errors import ConfigError, MissingExtraError
-from retail_etl.model import ENTITIES
+from retail_etl.model import ENTITIES, REFERENCE_KEYS
 
 if TYPE_CHECKING:
     from retail_etl.sources.mapping import SourcePlan
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 DUCKDB_DIRECTIVES = frozenset("aAbBcdfgGHIjmMnpSuUVwWxXyYzZT%h")
 PRIMARY = "primary"
 #: A reference entity's key is the column facts join it on: its repeats would multiply them.
-REFERENCE_KEYS = {"products": ("product_id",)}
 _LINEAGE = ("source_file", "source_line")
 
 
@@ -118,13 +117,6 @@ def provided_columns(plan: SourcePlan) -> set[str]:
             if not (isinstance(expr, exp.Cast) and isinstance(expr.this, exp.Null))}
 
 
-def reference_key(source: SourceConfig) -> tuple[str, ...] | None:
-    """The key validation enforces on ``source``'s valid rows: a reference's join key (declared or
-    not); None for a fact source, whose key the transform enforces over all its deliveries."""
-    default = REFERENCE_KEYS.get(source.entity)
-    return (source.key or default) if default else None
-
-
 def _named_problems(source: SourceConfig, provided: set[str]) -> Iterator[Problem]:
     names = ENTITIES[source.entity].names
     for index, column in enumerate(source.key or ()):
@@ -197,7 +189,7 @@ def custom_sql_problems(sql: str, source: SourceConfig, config: Config) -> list[
     ``products`` when a products source is declared."""
     from sqlglot.optimizer.qualify import qualify
 
-    from retail_etl.sources.mapping import carried_column, with_source_columns
+    from retail_etl.quality.source_columns import carried_column, with_source_columns
 
     schema = _custom_sql_schema(source, config)
     try:

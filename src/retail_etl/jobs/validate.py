@@ -19,15 +19,16 @@ from pathlib import Path
 
 from sqlglot import exp
 
-from retail_etl.config.checks import reference_key
 from retail_etl.config.model import SourceConfig
 from retail_etl.engines.base import EMPTY_REJECTS, Engine
 from retail_etl.errors import QualityGateError, SourceError
+from retail_etl.model import reference_key
 from retail_etl.quality import compile as rules_sql
 from retail_etl.quality.ruleset import SourceRule
+from retail_etl.quality.source_columns import carried_column
 from retail_etl.quoting import ident, idents, lit
 from retail_etl.sources.csv_reader import read_header
-from retail_etl.sources.mapping import SourcePlan, carried_column, parse_failures, source_value
+from retail_etl.sources.mapping import SourcePlan, parse_failures, source_value
 
 READ_RULE_ID = "Read.malformed"
 KEY_RULE_ID = "Key.duplicate"

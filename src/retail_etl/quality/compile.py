@@ -29,7 +29,7 @@ from retail_etl.quality.dqdl import (
     Rule,
     Value,
 )
-from retail_etl.sources.mapping import with_source_columns
+from retail_etl.quality.source_columns import with_source_columns
 
 _TYPES: dict[str, exp.DataType] = {
     name: exp.DataType.build(type_)
@@ -211,7 +211,7 @@ def dataset_metric(rule: Rule, *, relation: str, tables: Mapping[str, str]) -> e
 
     RowCount: the row count. CustomSql: the user's query, with the table ``primary``
     replaced by ``relation``, names in ``tables`` by their relations and ``source."<column>"``
-    by the column validation carries for it (:func:`retail_etl.sources.mapping.carried_column`).
+    by the column validation carries for it (:func:`retail_etl.quality.source_columns.carried_column`).
     ReferentialIntegrity: the share of non-NULL values found in the reference table.
     Other rules: the share of rows passing :func:`row_check` (IsUnique: first occurrences
     and NULL keys over all rows). Shares of an empty relation are 1.0.

@@ -38,6 +38,7 @@ from retail_etl.model import (
     price_type,
     typed,
 )
+from retail_etl.quality.source_columns import SOURCE_NAMESPACE, is_source_ref, with_source_columns
 from retail_etl.quoting import literal
 
 NUMERIC_PREFIXES = ("DECIMAL", "INTEGER", "BIGINT", "DOUBLE")
@@ -163,7 +164,7 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
             continue
         where = ("derived", col.name) if col.name in source.derived else ("columns",)
         formulas[col.name] = _parse_formula(text, where, known)
-    source_refs = [c.name for f in formulas.values() for c in f.find_all(exp.Column, bfs=False) if _is_source_ref(c)]
+    source_refs = [c.name for f in formulas.values() for c in f.find_all(exp.Column, bfs=False) if is_source_ref(c)]
 
     resolved, ranges = _resolve(base, formulas, entity)
     for col in entity.columns:
@@ -360,37 +361,9 @@ def _fits(value: exp.Expression, sql_type: str) -> exp.Expression | None:
     return exp.LT(this=exp.Abs(this=value.copy()), expression=exp.Literal.number(bound))
 
 
-#: The namespace of a source's own columns in derived formulas: ``source."Coupon Discount"``.
-SOURCE_NAMESPACE = "source"
-
-
-def _is_source_ref(col: exp.Column) -> bool:
-    return col.table.casefold() == SOURCE_NAMESPACE and not col.args.get("db")
-
-
 def source_value(column: str) -> exp.Expression:
     """What ``source."<column>"`` stands for: the source column's text, trimmed, NULL when blank."""
     return exp.Nullif(this=exp.Trim(this=raw_col(column)), expression=exp.Literal.string(""))
-
-
-def carried_column(column: str) -> str:
-    """The name under which validation carries :func:`source_value` of ``column`` next to the
-    canonical columns, for ``CustomSql`` queries (it cannot clash with a canonical name)."""
-    return f"_source_{column.casefold()}"
-
-
-def with_source_columns(query: exp.Expression) -> tuple[exp.Expression, tuple[str, ...]]:
-    """``query`` with each ``source."<column>"`` replaced by its :func:`carried_column`, and the
-    source columns so named (each once, case-insensitively)."""
-    named: dict[str, str] = {}
-
-    def carry(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and _is_source_ref(node):
-            named.setdefault(node.name.casefold(), node.name)
-            return exp.column(carried_column(node.name), quoted=True)
-        return node
-
-    return query.transform(carry), tuple(named.values())
 
 
 def custom_sql_source_columns(source: SourceConfig) -> tuple[str, ...]:
@@ -427,7 +400,7 @@ def _parse_formula(text: str, where: tuple[str, ...], known: set[str]) -> exp.Ex
     expr = _parse_scalar(
         text, where, "a derived column is computed from the canonical columns of one row, e.g. quantity * unit_price")
     for col in expr.find_all(exp.Column):
-        if _is_source_ref(col):
+        if is_source_ref(col):
             continue
         if col.table or col.name not in known:
             raise MappingError(
@@ -450,7 +423,7 @@ def _operand(name: str, value: exp.Expression, entity: Entity) -> exp.Expression
 def _inline(node: exp.Expression, resolved: dict[str, exp.Expression], entity: Entity) -> exp.Expression:
     if not isinstance(node, exp.Column):
         return node
-    if _is_source_ref(node):
+    if is_source_ref(node):
         return source_value(node.name)
     return _operand(node.name, resolved[node.name], entity)
 
@@ -468,7 +441,7 @@ def _resolve(
     while pending:
         progress = False
         for name, formula in list(pending.items()):
-            deps = {c.name for c in formula.find_all(exp.Column) if not _is_source_ref(c)}
+            deps = {c.name for c in formula.find_all(exp.Column) if not is_source_ref(c)}
             if any(d not in resolved for d in deps):
                 if all(d in resolved or d in pending for d in deps):
                     continue
