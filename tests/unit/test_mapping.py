@@ -12,6 +12,17 @@ from retail_etl.config.model import SourceConfig
 from retail_etl.sources.mapping import MappingError, parse_failures, plan_source
 
 
+#: The columns of a till export that gives unit prices rather than line totals.
+PRICED_COLUMNS = {
+    "transaction_id": "Bon",
+    "sold_at": {"column": "Datum", "format": "%d.%m.%Y %H:%M"},
+    "store_id": "Filiale",
+    "product_id": "Artikel",
+    "quantity": "Menge",
+    "unit_price": "Preis",
+}
+
+
 def _source(**overrides) -> SourceConfig:
     base = {
         "entity": "sales",

@@ -11,18 +11,11 @@ import pytest
 from sqlglot import exp
 
 sys.path.insert(0, str(Path(__file__).parent))
+from test_mapping import PRICED_COLUMNS as _PRICED  # noqa: E402
 from test_mapping import _run, _source  # noqa: E402
 
 from retail_etl.sources.mapping import _fits, parse_failures, plan_source  # noqa: E402
 
-_PRICED = {
-    "transaction_id": "Bon",
-    "sold_at": {"column": "Datum", "format": "%d.%m.%Y %H:%M"},
-    "store_id": "Filiale",
-    "product_id": "Artikel",
-    "quantity": "Menge",
-    "unit_price": "Preis",
-}
 
 
 def _line(quantity: str, price: str = "3.50") -> tuple:

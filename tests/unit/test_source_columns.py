@@ -11,18 +11,11 @@ import pytest
 from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).parent))
+from test_mapping import PRICED_COLUMNS as _BASE  # noqa: E402
 from test_mapping import _run, _source  # noqa: E402
 
 from retail_etl.sources.mapping import MappingError, plan_source  # noqa: E402
 
-_BASE = {
-    "transaction_id": "Bon",
-    "sold_at": {"column": "Datum", "format": "%d.%m.%Y %H:%M"},
-    "store_id": "Filiale",
-    "product_id": "Artikel",
-    "quantity": "Menge",
-    "unit_price": "Preis",
-}
 
 
 def test_a_derived_column_sums_source_columns_through_the_source_namespace() -> None:
