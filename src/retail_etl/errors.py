@@ -13,6 +13,14 @@ import errno
 import os
 
 
+def did_you_mean(word: str, options: list[str]) -> str:
+    """``"did you mean 'x'? "`` for the option closest to ``word``, or ``""``: the start of a hint."""
+    import difflib
+
+    close = difflib.get_close_matches(word, options, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 class RetailEtlError(Exception):
     """Root of every error raised by retail-etl. ``step`` and ``table`` say where, when known."""
 

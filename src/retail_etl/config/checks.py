@@ -7,7 +7,6 @@ to fix. A problem is a message, its key path in the file and a hint.
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import re
 from collections.abc import Iterator, Mapping
@@ -20,7 +19,7 @@ from sqlglot import exp
 from sqlglot.errors import OptimizeError, SqlglotError
 
 from retail_etl.config.model import Config, SourceConfig
-from retail_etl.errors import ConfigError, MissingExtraError
+from retail_etl.errors import ConfigError, MissingExtraError, did_you_mean
 from retail_etl.model import ENTITIES, REFERENCE_KEYS
 
 if TYPE_CHECKING:
@@ -98,7 +97,7 @@ def config_problems(config: Config) -> Iterator[Problem]:
                 ref_names = ENTITIES[table].names
                 yield Problem(f"rule {rule.rule.text!r} refers to {table}.{rule.rule.ref_column}, which is not a "
                               f"canonical {table} column", rule_path,
-                              _did_you_mean(rule.rule.ref_column, ref_names) + f"{table} has {', '.join(ref_names)}")
+                              did_you_mean(rule.rule.ref_column, ref_names) + f"{table} has {', '.join(ref_names)}")
             sql = getattr(rule.rule, "sql", None)
             if sql is not None:
                 for message, hint in custom_sql_problems(sql, source, config):
@@ -151,11 +150,6 @@ def _named_problems(source: SourceConfig, provided: set[str]) -> Iterator[Proble
                 ("derived", column), f"map {missing[0]!r} under columns, or write {column!r} over other columns")
 
 
-def _did_you_mean(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f"did you mean {close[0]!r}? " if close else ""
-
-
 # -- date and timestamp formats -------------------------------------------------------------------
 
 
@@ -206,10 +200,9 @@ def custom_sql_problems(sql: str, source: SourceConfig, config: Config) -> list[
             continue
         if table.db or name not in schema:
             full = ".".join(p for p in (table.db, table.name) if p)
-            close = difflib.get_close_matches(name, list(schema), n=1)
             problems.append((
                 f"the query reads {full!r}, which a CustomSql rule cannot read",
-                (f"did you mean {close[0]!r}? " if close else "") + f"it may read {', '.join(sorted(schema))}",
+                did_you_mean(name, list(schema)) + f"it may read {', '.join(sorted(schema))}",
             ))
     if problems:
         return problems
@@ -220,9 +213,8 @@ def custom_sql_problems(sql: str, source: SourceConfig, config: Config) -> list[
         column = re.search(r"Column '([^']+)'", str(exc))
         name = column.group(1) if column else None
         names = sorted({c for cols in schema.values() for c in cols})
-        close = difflib.get_close_matches(name, names, n=1) if name else []
         what = f"column {name!r} is not in its tables" if name else f"the query does not resolve: {exc}"
-        problems.append((what, (f"did you mean {close[0]!r}? " if close else "")
+        problems.append((what, (did_you_mean(name, names) if name else "")
                          + f"{PRIMARY} has the canonical {source.entity} columns and {', '.join(_LINEAGE)}; "
                          'source."<column>" is a column of the file'))
     return problems
@@ -281,8 +273,7 @@ def marts_problems(config: Config) -> Iterator[Problem]:
 
 
 def _suggest(name: str, names: list[str], what: str) -> str:
-    close = difflib.get_close_matches(name, names, n=1)
-    return (f"did you mean {close[0]!r}? " if close else "") + f"use {what}: {', '.join(names)}"
+    return did_you_mean(name, names) + f"use {what}: {', '.join(names)}"
 
 
 # -- extras the configuration needs -----------------------------------------------------------------

@@ -25,7 +25,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
 from retail_etl.config.model import AttributeSpec, ColumnSpec, SourceConfig
-from retail_etl.errors import ConfigError
+from retail_etl.errors import ConfigError, did_you_mean
 from retail_etl.model import (
     ENTITIES,
     RATE_SCALE,
@@ -120,7 +120,7 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
                 raise MappingError(
                     f"{key!r} is not a column of the canonical {entity.name} model",
                     (section, key),
-                    hint=_did_you_mean(key, canonical) + f"canonical columns: {', '.join(canonical)}"
+                    hint=did_you_mean(key, canonical) + f"canonical columns: {', '.join(canonical)}"
                     + (" (an extra source column is declared under attributes)" if section == "columns" else ""),
                 )
     for key in source.derived:
@@ -183,7 +183,7 @@ def plan_source(name: str, source: SourceConfig, scales: Scales | None = None) -
             )
     for key in source.key or ():
         if key not in known:
-            raise MappingError(f"key column {key!r} is not canonical", ("key",), hint=_did_you_mean(key, entity.names))
+            raise MappingError(f"key column {key!r} is not canonical", ("key",), hint=did_you_mean(key, entity.names))
 
     mapped = (source.column_spec(c) for c in source.columns)
     raw = tuple(dict.fromkeys([*(c for spec in mapped if spec for c in spec.source_columns),
@@ -406,7 +406,7 @@ def _parse_formula(text: str, where: tuple[str, ...], known: set[str]) -> exp.Ex
             raise MappingError(
                 f"expression {text!r} uses {col.sql()!r}, which is not a canonical column",
                 where,
-                hint=_did_you_mean(col.name, sorted(known))
+                hint=did_you_mean(col.name, sorted(known))
                 + f'derived expressions use canonical names, and {SOURCE_NAMESPACE}."<column>" for the source\'s own '
                 "columns (their text, trimmed, NULL when blank)",
             )
@@ -465,10 +465,3 @@ def _resolve(
                 ("derived",),
             )
     return resolved, ranges
-
-
-def _did_you_mean(word: str, options: list[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, options, n=1)
-    return f"did you mean {close[0]!r}? " if close else ""
