@@ -21,17 +21,23 @@ def scaffold_config(tmp_path: Path) -> Path:
     return target
 
 
-@pytest.fixture
-def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A moto server (S3, SNS, SQS, ...) on 127.0.0.1 with test credentials in the environment."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+def moto_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test credentials and region in the environment, nothing that would point boto elsewhere, and
+    a quiet werkzeug (one log line per request otherwise)."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-key")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+
+
+@pytest.fixture
+def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A moto server (S3, SNS, SQS, ...) on 127.0.0.1 with test credentials in the environment."""
+    from moto.server import ThreadedMotoServer
+
+    moto_environment(monkeypatch)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:

@@ -6,7 +6,6 @@ permanent."""
 from __future__ import annotations
 
 import json
-import logging
 import multiprocessing
 import os
 import random
@@ -35,6 +34,7 @@ from retail_etl.lake.raw import RawFile
 from retail_etl.lake.state import StateStore
 from retail_etl.lake.storage import LOCK, STATE_DB, LocalStorage, S3Storage
 from retail_etl.workflow import StepResult, runner_from_config
+from tests.conftest import moto_environment
 
 BEAT, STALE = 0.1, 1.5  # seconds: the smallest window the configuration accepts for this beat is 1.2
 LOCK_KEY = f"lake/{LOCK}"
@@ -71,12 +71,7 @@ class _OneRequestAtATime:
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, _OneRequestAtATime]]:
     """A moto server serving one request at a time, with test credentials in the environment."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-key")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    moto_environment(monkeypatch)
     app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
     httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
