@@ -13,7 +13,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from retail_etl.config.states import check_all_last, check_error_equals
+from retail_etl.config.states import (
+    MAX_DELAY_SECONDS,
+    MAX_INTERVAL_SECONDS,
+    MAX_MAX_ATTEMPTS,
+    check_all_last,
+    check_error_equals,
+)
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*|%)\s*$", re.IGNORECASE)
@@ -372,10 +378,13 @@ class RetrierConfig(_Strict):
     error_equals: tuple[str, ...] = Field(
         min_length=1, description="Error names: Transient, States.ALL, States.Timeout, or exception class names."
     )
-    interval_seconds: float = Field(1, gt=0, description="Wait before the first retry.")
-    max_attempts: int = Field(3, ge=0, description="Retries (0: never retry).")
+    interval_seconds: float = Field(
+        1, gt=0, le=MAX_INTERVAL_SECONDS,
+        description="Wait before the first retry. The ASL export rounds a fraction up to whole seconds.",
+    )
+    max_attempts: int = Field(3, ge=0, le=MAX_MAX_ATTEMPTS, description="Retries (0: never retry).")
     backoff_rate: float = Field(2.0, ge=1, description="Each wait is this many times the previous one.")
-    max_delay_seconds: float | None = Field(None, gt=0, description="Cap on any wait.")
+    max_delay_seconds: float | None = Field(None, gt=0, le=MAX_DELAY_SECONDS, description="Cap on any wait.")
     jitter_strategy: Literal["FULL", "NONE"] = Field("NONE", description="FULL: wait a random time up to the delay.")
 
     @field_validator("error_equals")

@@ -9,7 +9,26 @@ from collections.abc import Iterable, Sequence
 STATES_ALL = "States.ALL"
 STATES_TIMEOUT = "States.Timeout"
 STATES_TASK_FAILED = "States.TaskFailed"
-STATES_NAMES = (STATES_ALL, STATES_TIMEOUT, STATES_TASK_FAILED)
+STATES_RUNTIME = "States.Runtime"
+STATES_NAMES = (STATES_ALL, STATES_TIMEOUT, STATES_TASK_FAILED, STATES_RUNTIME)
+
+# Step Functions' upper limits on a retrier's fields; a larger value is refused by AWS, so it is refused
+# when the configuration loads rather than at deploy time.
+MAX_INTERVAL_SECONDS = 99_999_999
+MAX_MAX_ATTEMPTS = 99_999_999
+MAX_DELAY_SECONDS = 31_622_400
+
+
+def check_retrier_limits(interval_seconds: float, max_attempts: int, max_delay_seconds: float | None) -> None:
+    """Raise ``ValueError`` when a retrier exceeds Step Functions' limits."""
+    if interval_seconds > MAX_INTERVAL_SECONDS:
+        raise ValueError(f"retrier: interval_seconds must be at most {MAX_INTERVAL_SECONDS:,}, got {interval_seconds}")
+    if max_attempts > MAX_MAX_ATTEMPTS:
+        raise ValueError(f"retrier: max_attempts must be at most {MAX_MAX_ATTEMPTS:,}, got {max_attempts}")
+    if max_delay_seconds is not None and max_delay_seconds > MAX_DELAY_SECONDS:
+        raise ValueError(
+            f"retrier: max_delay_seconds must be at most {MAX_DELAY_SECONDS:,} (366 days), got {max_delay_seconds}"
+        )
 
 
 def check_error_equals(value: Iterable[str] | str, what: str) -> tuple[str, ...]:

@@ -4,7 +4,9 @@ The names an error matches in ``error_equals``:
 
 - ``States.ALL``: every error (must be alone in its list, and its retrier or catcher must be last);
 - ``States.Timeout``: a step that ran past its ``timeout_seconds`` (:class:`StepTimeout`);
-- ``States.TaskFailed``: every error except ``States.Timeout`` (as in AWS);
+- ``States.TaskFailed``: every error except ``States.Timeout`` and ``States.Runtime`` (as in AWS);
+- ``States.Runtime``: the runner itself could not process a step (it returned something other than a
+  step result, :class:`StatesRuntimeError`); as in AWS, never retried, even by a ``States.ALL`` retrier;
 - ``Transient`` or ``Permanent``: the error's marker (see :func:`is_transient`);
 - the error's class name and the names of its base classes, e.g. ``LakeBusyError``, ``TransientError``, ``OSError``.
 
@@ -19,8 +21,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from retail_etl import errors
-from retail_etl.config.states import STATES_ALL, STATES_TASK_FAILED, STATES_TIMEOUT, check_all_last, check_error_equals
-from retail_etl.errors import ConfigError, TransientError
+from retail_etl.config.states import (
+    STATES_ALL,
+    STATES_RUNTIME,
+    STATES_TASK_FAILED,
+    STATES_TIMEOUT,
+    check_all_last,
+    check_error_equals,
+    check_retrier_limits,
+)
+from retail_etl.errors import ConfigError, PermanentError, TransientError
 
 if TYPE_CHECKING:
     from retail_etl.config.model import RetrierConfig, WorkflowConfig
@@ -28,18 +38,27 @@ if TYPE_CHECKING:
 ALL = STATES_ALL
 TIMEOUT = STATES_TIMEOUT
 TASK_FAILED = STATES_TASK_FAILED
+RUNTIME = STATES_RUNTIME
 TRANSIENT = "Transient"
 PERMANENT = "Permanent"
 NOTIFY_FAILURE = "NotifyFailure"
+_NOTIFY_WITHOUT_ERROR = "NotifyFailureErrorDiscarded"
+_FAILED_WITHOUT_ERROR = "ExecutionFailedErrorDiscarded"
 
 
 class StepTimeout(TransientError):
     """A step ran longer than its ``timeout_seconds``. Its error name is ``States.Timeout``."""
 
 
+class StatesRuntimeError(PermanentError):
+    """The runner could not process what a step did (``States.Runtime``): never retried."""
+
+
 def error_name(exc: BaseException) -> str:
     """The name recorded as an execution's or attempt's ``error``."""
-    return TIMEOUT if isinstance(exc, StepTimeout) else type(exc).__name__
+    if isinstance(exc, StepTimeout):
+        return TIMEOUT
+    return RUNTIME if isinstance(exc, StatesRuntimeError) else type(exc).__name__
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -51,7 +70,10 @@ def is_transient(exc: BaseException) -> bool:
 def error_names(exc: BaseException) -> frozenset[str]:
     """Every name in ``error_equals`` that matches ``exc``."""
     names = {ALL, TRANSIENT if is_transient(exc) else PERMANENT}
-    names.add(TIMEOUT if isinstance(exc, StepTimeout) else TASK_FAILED)
+    if isinstance(exc, StepTimeout):
+        names.add(TIMEOUT)
+    else:
+        names.add(RUNTIME if isinstance(exc, StatesRuntimeError) else TASK_FAILED)
     names.update(cls.__name__ for cls in type(exc).__mro__ if cls is not object)
     return frozenset(names)
 
@@ -81,6 +103,7 @@ class Retrier:
             raise ValueError(f"retrier: backoff_rate must be >= 1.0, got {self.backoff_rate}")
         if self.max_delay_seconds is not None and not self.max_delay_seconds > 0:
             raise ValueError(f"retrier: max_delay_seconds must be > 0, got {self.max_delay_seconds}")
+        check_retrier_limits(self.interval_seconds, self.max_attempts, self.max_delay_seconds)
         if self.jitter_strategy not in ("FULL", "NONE"):
             raise ValueError(f"retrier: jitter_strategy must be FULL or NONE, got {self.jitter_strategy!r}")
 
@@ -94,13 +117,13 @@ class Catcher:
 
     error_equals: tuple[str, ...]
     next_state: str = NOTIFY_FAILURE
-    result_path: str = "$.error"
+    result_path: str | None = "$.error"  # None: the error is discarded and the state's input passes on
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "error_equals", check_error_equals(self.error_equals, "catcher"))
         if self.next_state != NOTIFY_FAILURE:
             raise ValueError(f"catcher: next_state must be {NOTIFY_FAILURE!r}, got {self.next_state!r}")
-        if not self.result_path.startswith("$"):
+        if self.result_path is not None and not self.result_path.startswith("$"):
             raise ValueError(f"catcher: result_path must be a JSONPath starting with '$', got {self.result_path!r}")
 
     def matches(self, names: frozenset[str]) -> bool:
@@ -224,7 +247,8 @@ def to_asl(
             state["Retry"] = [_asl_retrier(r) for r in step.retry]
         if step.catch:
             state["Catch"] = [
-                {"ErrorEquals": list(c.error_equals), "Next": c.next_state, "ResultPath": c.result_path}
+                {"ErrorEquals": list(c.error_equals), "ResultPath": c.result_path,
+                 "Next": c.next_state if c.result_path is not None else _NOTIFY_WITHOUT_ERROR}
                 for c in step.catch
             ]
         if index + 1 < len(definition.steps):
@@ -245,6 +269,17 @@ def to_asl(
         "Next": "ExecutionFailed",
     }
     states["ExecutionFailed"] = {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+    if any(c.result_path is None for step in definition.steps for c in step.catch):
+        # A catcher with ResultPath null discards the error, so its alert and its Fail cannot quote it.
+        states[_NOTIFY_WITHOUT_ERROR] = {
+            **states[NOTIFY_FAILURE],
+            "Parameters": {"TopicArn": topic_arn, "Subject": f"{definition.name}: a step failed",
+                           "Message": f"{definition.name}: a step failed; its error was discarded (ResultPath null)"},
+            "Catch": [{"ErrorEquals": [ALL], "Next": _FAILED_WITHOUT_ERROR, "ResultPath": None}],
+            "Next": _FAILED_WITHOUT_ERROR,
+        }
+        states[_FAILED_WITHOUT_ERROR] = {"Type": "Fail", "Error": STATES_TASK_FAILED,
+                                         "Cause": "a step failed; its catcher discarded the error"}
     asl: dict[str, Any] = {"StartAt": definition.steps[0].name, "States": states}
     if definition.comment:
         asl = {"Comment": definition.comment, **asl}

@@ -26,7 +26,7 @@ from retail_etl.notify import notifier_from_config
 from retail_etl.notify.alert import CIRCUIT_OPEN, STEP_FAILED, SUCCESS_SUMMARY, Alert
 from retail_etl.workflow.circuit import CircuitBreaker
 from retail_etl.workflow.definition import (
-    StepDef, StepTimeout, WorkflowDef, definition_from_config, error_name, is_transient,
+    StatesRuntimeError, StepDef, StepTimeout, WorkflowDef, definition_from_config, error_name, is_transient,
 )
 from retail_etl.workflow.logging import ExecutionLog, LogFormat, LogSettings
 from retail_etl.workflow.retry import delay, select_retrier
@@ -381,7 +381,7 @@ def _checked(result: object, step: str) -> StepResult:
     if result is None:
         return StepResult()
     if not isinstance(result, StepResult):
-        raise TypeError(f"step {step!r} returned {type(result).__name__}, expected StepResult or None")
+        raise StatesRuntimeError(f"step {step!r} returned {type(result).__name__}, expected StepResult or None")
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -35,6 +36,10 @@ def test_retrier_defaults_are_the_aws_ones() -> None:
         (lambda: Retrier(("X",), backoff_rate=0.5), "backoff_rate must be >= 1.0"),
         (lambda: Retrier(("X",), max_delay_seconds=0), "max_delay_seconds must be > 0"),
         (lambda: Retrier(("X",), jitter_strategy="HALF"), "jitter_strategy must be FULL or NONE"),
+        (lambda: Retrier(("X",), interval_seconds=100_000_000), "interval_seconds must be at most 99,999,999"),
+        (lambda: Retrier(("X",), max_attempts=100_000_000), "max_attempts must be at most 99,999,999"),
+        (lambda: Retrier(("X",), max_delay_seconds=31_622_401), "max_delay_seconds must be at most 31,622,400"),
+        (lambda: Catcher(("X",), result_path="error"), "result_path must be a JSONPath"),
         (lambda: Catcher(("X",), next_state="Elsewhere"), "next_state must be 'NotifyFailure'"),
         (lambda: StepDef("a", retry=(Retrier(("States.ALL",)), Retrier(("X",)))), "must be the last one"),
         (lambda: StepDef("a", catch=(Catcher(("States.ALL",)), Catcher(("X",)))), "must be the last one"),
@@ -150,6 +155,12 @@ def test_unknown_step_override_is_a_config_error(scaffold_config: Path) -> None:
          "workflow.retry.0.backoff_rate"),
         ("workflow:\n  retry:\n    - error_equals: [States.Bogus]\n", "unknown error name 'States.Bogus'"),
         ("workflow:\n  circuit: {failure_threshld: 2}\n", "did you mean 'failure_threshold'"),
+        ("workflow:\n  retry:\n    - error_equals: [Transient]\n      interval_seconds: 100000000\n",
+         "workflow.retry.0.interval_seconds"),
+        ("workflow:\n  retry:\n    - error_equals: [Transient]\n      max_attempts: 100000000\n",
+         "workflow.retry.0.max_attempts"),
+        ("workflow:\n  steps:\n    transform:\n      retry:\n        - error_equals: [Transient]\n"
+         "          max_delay_seconds: 31622401\n", "max_delay_seconds"),
     ],
 )
 def test_bad_workflow_yaml_names_file_and_key(scaffold_config: Path, yaml_text: str, message: str) -> None:
@@ -200,3 +211,55 @@ def test_to_asl_passes_an_amazon_states_language_parser() -> None:
     broken["States"]["validate"]["Retry"][0]["JitterStrategy"] = "HALF"
     with pytest.raises(Exception, match="expecting"):
         AmazonStateLanguageParser.parse(json.dumps(broken))
+
+
+def test_limits_at_the_maximum_are_accepted() -> None:
+    r = Retrier(("X",), interval_seconds=99_999_999, max_attempts=99_999_999, max_delay_seconds=31_622_400)
+    assert (r.interval_seconds, r.max_attempts, r.max_delay_seconds) == (99_999_999, 99_999_999, 31_622_400)
+
+
+def test_states_runtime_is_a_known_name_and_never_task_failed() -> None:
+    from retail_etl.workflow.definition import StatesRuntimeError
+
+    Retrier(("States.Runtime",))  # a known name: no error
+    names = error_names(StatesRuntimeError("bad result"))
+    assert "States.Runtime" in names and "States.TaskFailed" not in names
+    assert error_name(StatesRuntimeError("bad result")) == "States.Runtime"
+    assert not is_transient(StatesRuntimeError("bad result"))
+
+
+def _asl_with_discarding_catcher() -> dict:
+    return to_asl(WorkflowDef("w", (
+        StepDef("validate", retry=(Retrier(("Transient",)),), catch=(Catcher(("Permanent",), result_path=None),
+                                                                       Catcher(("States.ALL",)))),
+        StepDef("transform", catch=(Catcher(("States.ALL",)),)),
+    )), topic_arn="arn:aws:sns:eu-west-1:123456789012:alerts")
+
+
+def test_to_asl_of_a_catcher_with_result_path_null_never_reads_the_discarded_error() -> None:
+    states = _asl_with_discarding_catcher()["States"]
+    discard, keep = states["validate"]["Catch"]
+    assert discard == {"ErrorEquals": ["Permanent"], "ResultPath": None, "Next": "NotifyFailureErrorDiscarded"}
+    assert keep["Next"] == "NotifyFailure" and keep["ResultPath"] == "$.error"
+    notify = states["NotifyFailureErrorDiscarded"]
+    assert "$.error" not in json.dumps(notify) and notify["Next"] == "ExecutionFailedErrorDiscarded"
+    assert states["ExecutionFailedErrorDiscarded"] == {
+        "Type": "Fail", "Error": "States.TaskFailed", "Cause": "a step failed; its catcher discarded the error"}
+
+
+@pytest.mark.parametrize("build", [lambda: to_asl(default_workflow(STEPS)), _asl_with_discarding_catcher])
+def test_to_asl_passes_asl_validator(build, tmp_path: Path) -> None:
+    """AWS's state-language rules as the npm asl-validator checks them (installed by .ci/install)."""
+    import subprocess
+
+    validator = Path(__file__).resolve().parents[3] / ".ci" / "node_modules" / ".bin" / "asl-validator"
+    assert validator.exists(), "run ./.ci/install to install asl-validator"
+    path = tmp_path / "state-machine.json"
+    path.write_text(json.dumps(build()))
+    done = subprocess.run([str(validator), "--json-path", str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    broken = build()
+    broken["States"]["validate"]["Retry"][0]["MaxAttempts"] = -1
+    path.write_text(json.dumps(broken))
+    done = subprocess.run([str(validator), "--json-path", str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0

@@ -141,10 +141,26 @@ def test_error_without_a_matching_catcher_fails_without_notification(workdir: Pa
     assert channel.alerts == [] and "CatchTriggered" not in _events(runner, execution.id)
 
 
-def test_step_returning_something_else_fails_permanently(workdir: Path) -> None:
-    runner = make_runner(workdir, workflow("s", retry=TRANSIENT_2_4), {"s": lambda ctx: 42}, FakeTime())
+def test_step_returning_something_else_is_states_runtime_and_never_retried(workdir: Path) -> None:
+    calls = []
+    retry = (Retrier(("States.ALL",), interval_seconds=1, max_attempts=3),)
+    runner = make_runner(workdir, workflow("s", retry=retry), {"s": lambda ctx: calls.append(1) or 42}, FakeTime())
     execution = runner.start()
-    assert execution.error == "TypeError" and "expected StepResult" in (execution.cause or "")
+    assert execution.error == "States.Runtime" and "expected StepResult" in (execution.cause or "")
+    assert calls == [1]  # States.ALL matched, yet no retry
+
+
+def test_catcher_with_result_path_null_still_catches_and_notifies(workdir: Path) -> None:
+    from retail_etl.workflow import Catcher, StepDef, WorkflowDef
+
+    channel = ListChannel()
+    definition = WorkflowDef("w", (StepDef("s", catch=(Catcher(("States.ALL",), result_path=None),)),))
+    runner = make_runner(workdir, definition, {"s": Script(ValueError("bad input"))}, FakeTime(), channel=channel)
+    execution = runner.start()
+    assert execution.status == "FAILED" and execution.error == "ValueError"
+    (alert,) = channel.alerts
+    assert alert.message == "ValueError: bad input"
+    assert _events(runner, execution.id)[-3:] == ["CatchTriggered", "NotificationSent", "ExecutionFailed"]
 
 
 def test_timeout_raises_states_timeout(workdir: Path) -> None:
