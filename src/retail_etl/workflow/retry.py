@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from retail_etl.workflow.definition import RUNTIME, Retrier, error_names, is_transient
+from retail_etl.workflow.definition import Retrier, error_names, is_transient
 
 
 def delay(retrier: Retrier, attempt: int, rng: random.Random) -> float:
@@ -30,9 +30,9 @@ def select_retrier(retriers: Sequence[Retrier], exc: BaseException, used: Sequen
     retrier whose ``error_equals`` matches decides; once its attempts are used up the error is caught,
     even if a later retrier would also match (as in Step Functions).
     """
-    names = error_names(exc)
-    if RUNTIME in names or not is_transient(exc):
+    if not is_transient(exc):
         return None
+    names = error_names(exc)
     for index, retrier in enumerate(retriers):
         if retrier.matches(names):
             return index if used[index] < retrier.max_attempts else None
